@@ -1,0 +1,1 @@
+//! flotilla-compose: see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! flotilla-image: see ARCHITECTURE.md.

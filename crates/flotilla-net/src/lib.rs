@@ -1,0 +1,1 @@
+//! flotilla-net: see ARCHITECTURE.md.

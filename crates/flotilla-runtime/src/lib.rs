@@ -1,0 +1,1 @@
+//! flotilla-runtime: see ARCHITECTURE.md.

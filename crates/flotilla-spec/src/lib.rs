@@ -1,0 +1,1 @@
+//! flotilla-spec: see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! flotilla-testkit: see ARCHITECTURE.md.
