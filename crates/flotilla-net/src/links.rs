@@ -1,0 +1,332 @@
+//! Netlink operations on links, addresses and routes (rtnetlink), plus the
+//! runner that executes them on a private current-thread tokio runtime in a
+//! thread of its own — optionally inside a network namespace, because a
+//! netlink socket acts on the namespace it was opened in.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{netlink_errno, NetError, Result};
+use crate::netns;
+
+/// Runs `f` with a netlink handle of the host namespace (`netns == None`)
+/// or of the namespace at `netns`. Always on a fresh thread so it works
+/// even when the caller is itself inside a tokio runtime.
+pub(crate) fn run<T, F, Fut>(netns_path: Option<&Path>, f: F) -> Result<T>
+where
+    T: Send,
+    F: FnOnce(Handle) -> Fut + Send,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let work = move || -> Result<T> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| NetError::io("starting tokio runtime for", "netlink", e))?;
+        rt.block_on(async move {
+            let (conn, handle, _) = rtnetlink::new_connection()
+                .map_err(|e| NetError::io("opening", "netlink route socket", e))?;
+            tokio::spawn(conn);
+            f(handle).await
+        })
+    };
+    match netns_path {
+        Some(path) => netns::in_netns(path, work),
+        None => std::thread::scope(|s| {
+            s.spawn(work)
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        }),
+    }
+}
+
+/// One network interface, as `flotilla inspect` and tests see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSummary {
+    pub name: String,
+    pub index: u32,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    pub mtu: u32,
+    /// Link kind ("bridge", "veth", …); `None` for e.g. loopback.
+    pub kind: Option<String>,
+    /// Index of the bridge this link is a port of.
+    pub controller: Option<u32>,
+    pub ipv4: Vec<Ipv4Net>,
+}
+
+/// Lists links and their IPv4 addresses in the host namespace or in `netns`.
+pub fn list_links(netns_path: Option<&Path>) -> Result<Vec<LinkSummary>> {
+    run(netns_path, |h| async move {
+        let links: Vec<LinkMessage> = h
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| NetError::netlink("listing links", e))?;
+        let addrs: Vec<_> = h
+            .address()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| NetError::netlink("listing addresses", e))?;
+        Ok(links
+            .iter()
+            .map(|l| {
+                let mut s = summarise(l);
+                s.ipv4 = addrs
+                    .iter()
+                    .filter(|a| a.header.index == s.index)
+                    .filter_map(|a| {
+                        a.attributes.iter().find_map(|attr| match attr {
+                            AddressAttribute::Address(IpAddr::V4(ip)) => {
+                                Ipv4Net::new(*ip, a.header.prefix_len).ok()
+                            }
+                            _ => None,
+                        })
+                    })
+                    .collect();
+                s
+            })
+            .collect())
+    })
+}
+
+fn summarise(l: &LinkMessage) -> LinkSummary {
+    let mut s = LinkSummary {
+        name: String::new(),
+        index: l.header.index,
+        up: l.header.flags.contains(LinkFlags::Up),
+        mtu: 0,
+        kind: None,
+        controller: None,
+        ipv4: Vec::new(),
+    };
+    for attr in &l.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => s.name = n.clone(),
+            LinkAttribute::Mtu(m) => s.mtu = *m,
+            LinkAttribute::Controller(c) => s.controller = Some(*c),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(k) = info {
+                        s.kind = Some(k.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    s
+}
+
+fn is_bridge(l: &LinkMessage) -> bool {
+    l.attributes.iter().any(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos
+            .iter()
+            .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))),
+        _ => false,
+    })
+}
+
+/// The link called `name`, or `None` if there is none.
+pub(crate) async fn get_link(h: &Handle, name: &str) -> Result<Option<LinkMessage>> {
+    let mut stream = h.link().get().match_name(name).execute();
+    match stream.try_next().await {
+        Ok(link) => Ok(link),
+        Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(NetError::netlink(format!("looking up link {name}"), e)),
+    }
+}
+
+/// Deletes the link called `name` if it exists.
+pub(crate) async fn delete_link(h: &Handle, name: &str) -> Result<()> {
+    let Some(link) = get_link(h, name).await? else {
+        return Ok(());
+    };
+    match h.link().del(link.header.index).execute().await {
+        Ok(()) => Ok(()),
+        // Raced with another deleter (or the peer's namespace went away).
+        Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => Ok(()),
+        Err(e) => Err(NetError::netlink(format!("deleting link {name}"), e)),
+    }
+}
+
+/// Facts about a ready bridge.
+pub(crate) struct BridgeInfo {
+    pub index: u32,
+    pub mtu: u32,
+}
+
+/// Makes sure bridge `name` exists, holds `gateway/prefix` and is up.
+/// Safe to race with other processes doing the same: EEXIST is success.
+pub(crate) async fn ensure_bridge(
+    h: &Handle,
+    name: &str,
+    gateway: Ipv4Addr,
+    prefix: u8,
+) -> Result<BridgeInfo> {
+    let link = match get_link(h, name).await? {
+        Some(l) => l,
+        None => {
+            match h
+                .link()
+                .add(rtnetlink::LinkBridge::new(name).build())
+                .execute()
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {}
+                Err(e) => return Err(NetError::netlink(format!("creating bridge {name}"), e)),
+            }
+            get_link(h, name).await?.ok_or_else(|| NetError::NotFound {
+                what: format!("bridge {name} right after creating it"),
+            })?
+        }
+    };
+    if !is_bridge(&link) {
+        return Err(NetError::invalid(
+            "bridge name",
+            format!("{name:?} is an existing interface that is not a bridge; choose another bridge name"),
+        ));
+    }
+    let info = summarise(&link);
+    match h
+        .address()
+        .add(info.index, IpAddr::V4(gateway), prefix)
+        .execute()
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {}
+        Err(e) => {
+            return Err(NetError::netlink(
+                format!("adding {gateway}/{prefix} to bridge {name}"),
+                e,
+            ))
+        }
+    }
+    if !info.up {
+        set_up(h, info.index, name).await?;
+    }
+    Ok(BridgeInfo {
+        index: info.index,
+        mtu: info.mtu,
+    })
+}
+
+async fn set_up(h: &Handle, index: u32, name: &str) -> Result<()> {
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(|e| NetError::netlink(format!("setting {name} up"), e))
+}
+
+/// Creates veth `host`↔`peer` with the host end enslaved to the bridge and
+/// up, then moves `peer` into the namespace at `netns_path`.
+pub(crate) async fn create_veth_into(
+    h: &Handle,
+    host: &str,
+    peer: &str,
+    bridge: &BridgeInfo,
+    netns_path: &Path,
+) -> Result<()> {
+    let msg = LinkVeth::new(host, peer)
+        .mtu(bridge.mtu)
+        .controller(bridge.index)
+        .up()
+        .build();
+    h.link()
+        .add(msg)
+        .execute()
+        .await
+        .map_err(|e| NetError::netlink(format!("creating veth pair {host}/{peer}"), e))?;
+    let peer_link = get_link(h, peer).await?.ok_or_else(|| NetError::NotFound {
+        what: format!("veth peer {peer} right after creating it"),
+    })?;
+    let ns = std::fs::File::open(netns_path)
+        .map_err(|e| NetError::io("opening network namespace", netns_path, e))?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(peer_link.header.index)
+                .setns_by_fd(ns.as_raw_fd())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| NetError::netlink(format!("moving {peer} into {}", netns_path.display()), e))
+}
+
+/// Inside a container namespace: brings `lo` up.
+pub(crate) async fn loopback_up(h: &Handle) -> Result<()> {
+    let lo = get_link(h, "lo").await?.ok_or_else(|| NetError::NotFound {
+        what: "loopback interface lo in the new namespace".to_string(),
+    })?;
+    set_up(h, lo.header.index, "lo").await
+}
+
+/// What `eth0` of a container gets.
+pub(crate) struct Eth0Config {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Ipv4Addr,
+    pub mtu: u32,
+}
+
+/// Inside a container namespace: renames the veth peer to `eth0`, gives it
+/// the MTU, the address and a default route via the gateway, and sets it up.
+pub(crate) async fn configure_eth0(h: &Handle, peer: &str, cfg: &Eth0Config) -> Result<()> {
+    let link = get_link(h, peer).await?.ok_or_else(|| NetError::NotFound {
+        what: format!("veth peer {peer} inside the container namespace"),
+    })?;
+    let index = link.header.index;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .name("eth0")
+                .mtu(cfg.mtu)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| NetError::netlink(format!("renaming {peer} to eth0"), e))?;
+    match h
+        .address()
+        .add(index, IpAddr::V4(cfg.address), cfg.prefix)
+        .execute()
+        .await
+    {
+        Ok(()) => {}
+        Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {}
+        Err(e) => {
+            return Err(NetError::netlink(
+                format!("adding {}/{} to eth0", cfg.address, cfg.prefix),
+                e,
+            ))
+        }
+    }
+    set_up(h, index, "eth0").await?;
+    let route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(cfg.gateway)
+        .output_interface(index)
+        .build();
+    match h.route().add(route).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(NetError::netlink(
+            format!("adding default route via {}", cfg.gateway),
+            e,
+        )),
+    }
+}
