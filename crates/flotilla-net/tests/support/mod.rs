@@ -1,0 +1,87 @@
+//! Shared fixtures for the netlink tests: every test gets its own state dir,
+//! bridge name and /24 inside 10.214.0.0/16, and a guard that detaches its
+//! containers and deletes its bridge even when the test fails.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use flotilla_net::{list_links, BridgeNetwork, LinkSummary, NetError, NetManager, NetworkMode};
+use tempfile::TempDir;
+
+pub struct TestNet {
+    pub state: TempDir,
+    pub mgr: NetManager,
+    pub net: BridgeNetwork,
+    tag: String,
+    ids: Mutex<Vec<String>>,
+}
+
+impl TestNet {
+    /// `octet` must be unique per test function: the subnet is 10.214.<octet>.0/24.
+    pub fn new(tag: &str, octet: u8) -> Self {
+        assert!(tag.len() <= 4, "tag keeps bridge names within 15 bytes");
+        let pid = std::process::id();
+        let state = tempfile::tempdir().expect("temp state dir");
+        let mgr = NetManager::new(state.path()).expect("net manager");
+        let net = BridgeNetwork {
+            name: format!("test-{tag}"),
+            bridge: format!("ft{tag}{pid:x}"),
+            subnet: format!("10.214.{octet}.0/24").parse().unwrap(),
+        };
+        TestNet {
+            state,
+            mgr,
+            net,
+            tag: tag.to_string(),
+            ids: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A container id unique to this process and test, registered for cleanup.
+    pub fn id(&self, n: usize) -> String {
+        let id = format!("t{}-{}-{n}", std::process::id(), self.tag);
+        self.ids.lock().unwrap().push(id.clone());
+        id
+    }
+
+    pub fn bridge_mode(&self) -> NetworkMode {
+        NetworkMode::Bridge(self.net.clone())
+    }
+
+    /// A second manager on the same state dir, as after a process restart.
+    pub fn reopen(&self) -> NetManager {
+        NetManager::new(self.state.path()).expect("reopened net manager")
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        for id in self.ids.lock().unwrap().iter() {
+            if let Err(e) = self.mgr.detach(id) {
+                eprintln!("cleanup: detach {id}: {e}");
+            }
+        }
+        if let Err(e) = self.mgr.remove_bridge(&self.net) {
+            eprintln!("cleanup: bridge {}: {e}", self.net.bridge);
+        }
+    }
+}
+
+pub fn host_link(name: &str) -> Option<LinkSummary> {
+    list_links(None)
+        .expect("listing host links")
+        .into_iter()
+        .find(|l| l.name == name)
+}
+
+/// Wraps an I/O error from test code running inside a namespace.
+pub fn io_err(op: &'static str, e: io::Error) -> NetError {
+    NetError::Io {
+        op,
+        path: PathBuf::from("(test socket)"),
+        source: e,
+    }
+}
