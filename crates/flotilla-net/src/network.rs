@@ -32,24 +32,30 @@ impl BridgeNetwork {
     /// The default network "bridge" on interface `flotilla0`, subnet
     /// `10.213.0.0/24`. `FLOTILLA_BRIDGE_NAME` and `FLOTILLA_BRIDGE_SUBNET`
     /// override the interface and subnet (parallel tests use their own).
-    /// An unparsable `FLOTILLA_BRIDGE_SUBNET` is reported by [`validate`]
-    /// callers rather than silently ignored: see [`try_default_from_env`].
-    ///
-    /// [`validate`]: BridgeNetwork::validate
-    /// [`try_default_from_env`]: BridgeNetwork::try_default_from_env
+    /// A bad override is logged as a warning and the built-in default used;
+    /// call [`try_default_from_env`](Self::try_default_from_env) to fail
+    /// instead.
     pub fn default_from_env() -> Self {
         Self::try_default_from_env().unwrap_or_else(|e| {
-            tracing::warn!("{e}; using the built-in default 10.213.0.0/24");
-            Self::builtin_default(std::env::var(ENV_BRIDGE_NAME).ok())
+            tracing::warn!("{e}; using the built-in default network (flotilla0, 10.213.0.0/24)");
+            Self::builtin_default(None)
         })
     }
 
     /// Like [`default_from_env`](Self::default_from_env) but fails on a bad
     /// override instead of falling back to the built-in default.
     pub fn try_default_from_env() -> Result<Self> {
-        let bridge = std::env::var(ENV_BRIDGE_NAME).ok();
+        Self::from_overrides(
+            std::env::var(ENV_BRIDGE_NAME).ok(),
+            std::env::var(ENV_BRIDGE_SUBNET).ok(),
+        )
+    }
+
+    /// The default network with optional bridge-name and subnet overrides
+    /// (the values of the environment variables). Pure.
+    pub fn from_overrides(bridge: Option<String>, subnet: Option<String>) -> Result<Self> {
         let mut net = Self::builtin_default(bridge);
-        if let Ok(subnet) = std::env::var(ENV_BRIDGE_SUBNET) {
+        if let Some(subnet) = subnet.filter(|s| !s.trim().is_empty()) {
             net.subnet = parse_subnet(&subnet).map_err(|detail| {
                 NetError::invalid("FLOTILLA_BRIDGE_SUBNET", format!("{subnet:?}: {detail}"))
             })?;
@@ -194,6 +200,25 @@ mod tests {
         assert!(parse_subnet("10.1.2.0/31").is_err());
         assert!(parse_subnet("10.0.0.0/7").is_err());
         assert!(parse_subnet("banana").is_err());
+    }
+
+    #[test]
+    fn default_network_and_overrides() {
+        let d = BridgeNetwork::from_overrides(None, None).unwrap();
+        assert_eq!(
+            (d.name.as_str(), d.bridge.as_str()),
+            ("bridge", "flotilla0")
+        );
+        assert_eq!(d.subnet.to_string(), "10.213.0.0/24");
+        let o = BridgeNetwork::from_overrides(Some("br-t1".into()), Some("10.214.7.0/24".into()))
+            .unwrap();
+        assert_eq!(
+            (o.bridge.as_str(), o.subnet.to_string().as_str()),
+            ("br-t1", "10.214.7.0/24")
+        );
+        let e = BridgeNetwork::from_overrides(None, Some("10.0.0.0/99".into())).unwrap_err();
+        assert!(e.to_string().contains("FLOTILLA_BRIDGE_SUBNET"), "{e}");
+        assert!(BridgeNetwork::from_overrides(Some("x".repeat(16)), None).is_err());
     }
 
     #[test]
