@@ -8,5 +8,14 @@
 //! depends on a working `dockerd`.
 
 mod busybox;
+mod docker;
+pub mod hostile;
+mod oci;
+pub mod tarball;
 
 pub use busybox::{busybox_rootfs, busybox_rootfs_tar, BUSYBOX};
+pub use docker::{docker_save_archive, CACHE_DIR, DOCKER_SAVE_CMD, DOCKER_SAVE_NAME};
+pub use oci::{
+    busybox_oci_layout, docker_save_from_parts, tar_dir, tiny_docker_save, two_layer_tars,
+    OCI_LAYOUT_NAME,
+};
