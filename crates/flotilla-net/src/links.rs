@@ -168,14 +168,12 @@ pub(crate) struct BridgeInfo {
     pub mtu: u32,
 }
 
-/// Makes sure bridge `name` exists, holds `gateway/prefix` and is up.
+/// Makes sure bridge `name` exists, holds the subnet's gateway and is up.
 /// Safe to race with other processes doing the same: EEXIST is success.
-pub(crate) async fn ensure_bridge(
-    h: &Handle,
-    name: &str,
-    gateway: Ipv4Addr,
-    prefix: u8,
-) -> Result<BridgeInfo> {
+pub(crate) async fn ensure_bridge(h: &Handle, name: &str, subnet: Ipv4Net) -> Result<BridgeInfo> {
+    let gateway = crate::network::first_host(subnet);
+    let prefix = subnet.prefix_len();
+    check_no_overlap(h, name, subnet).await?;
     let link = match get_link(h, name).await? {
         Some(l) => l,
         None => {
@@ -223,6 +221,60 @@ pub(crate) async fn ensure_bridge(
         index: info.index,
         mtu: info.mtu,
     })
+}
+
+/// Refuses a subnet that overlaps an address on any interface other than
+/// the bridge itself: routing it to the bridge would cut the host off from
+/// that network.
+async fn check_no_overlap(h: &Handle, bridge: &str, subnet: Ipv4Net) -> Result<()> {
+    let links: Vec<LinkMessage> = h
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| NetError::netlink("listing links", e))?;
+    let addrs: Vec<_> = h
+        .address()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| NetError::netlink("listing addresses", e))?;
+    let name_of = |index: u32| {
+        links
+            .iter()
+            .find(|l| l.header.index == index)
+            .map(|l| summarise(l).name)
+            .unwrap_or_else(|| format!("index {index}"))
+    };
+    for a in &addrs {
+        for attr in &a.attributes {
+            let AddressAttribute::Address(IpAddr::V4(ip)) = attr else {
+                continue;
+            };
+            let Ok(other) = Ipv4Net::new(*ip, a.header.prefix_len) else {
+                continue;
+            };
+            let owner = name_of(a.header.index);
+            if owner != bridge && overlaps(subnet, other) {
+                return Err(NetError::invalid(
+                    "subnet",
+                    format!(
+                        "{subnet} for bridge {bridge} overlaps {ip}/{} on interface {owner}; \
+                         choose another subnet (e.g. with FLOTILLA_BRIDGE_SUBNET)",
+                        a.header.prefix_len
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// True if the two networks share any address. Pure.
+pub(crate) fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
 }
 
 async fn set_up(h: &Handle, index: u32, name: &str) -> Result<()> {
@@ -328,5 +380,20 @@ pub(crate) async fn configure_eth0(h: &Handle, peer: &str, cfg: &Eth0Config) -> 
             format!("adding default route via {}", cfg.gateway),
             e,
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlap_is_symmetric_and_exact() {
+        let n = |s: &str| s.parse::<Ipv4Net>().unwrap();
+        assert!(overlaps(n("10.213.0.0/24"), n("10.0.0.5/8")));
+        assert!(overlaps(n("10.0.0.5/8"), n("10.213.0.0/24")));
+        assert!(overlaps(n("10.213.0.0/24"), n("10.213.0.77/32")));
+        assert!(!overlaps(n("10.213.0.0/24"), n("10.213.1.0/24")));
+        assert!(!overlaps(n("10.213.0.0/24"), n("127.0.0.1/8")));
     }
 }

@@ -150,7 +150,7 @@ impl NetManager {
         let mtu = links::run(None, |h| {
             let (ns, host_veth, peer) = (&ns, &host_veth, &peer);
             async move {
-                let bridge = links::ensure_bridge(&h, &net.bridge, gateway, prefix).await?;
+                let bridge = links::ensure_bridge(&h, &net.bridge, net.subnet).await?;
                 // Leftovers of a crashed attach of the same container.
                 links::delete_link(&h, host_veth).await?;
                 links::delete_link(&h, peer).await?;

@@ -135,6 +135,13 @@ fn validate_subnet(net: Ipv4Net) -> std::result::Result<(), String> {
             net.prefix_len()
         ));
     }
+    let first = net.network().octets()[0];
+    if first == 0 || first == 127 || first >= 224 || net.network().is_link_local() {
+        return Err(format!(
+            "{net} is not usable for containers (0/8, loopback, link-local, multicast and \
+             reserved ranges are refused); use a private range such as 10.213.0.0/24"
+        ));
+    }
     if net.network() != net.addr() {
         return Err(format!(
             "host bits are set; expected the network address {}",
@@ -200,6 +207,8 @@ mod tests {
         assert!(parse_subnet("10.1.2.0/31").is_err());
         assert!(parse_subnet("10.0.0.0/7").is_err());
         assert!(parse_subnet("banana").is_err());
+        assert!(parse_subnet("127.0.0.0/24").is_err());
+        assert!(parse_subnet("224.1.0.0/24").is_err());
     }
 
     #[test]

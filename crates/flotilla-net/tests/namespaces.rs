@@ -14,7 +14,7 @@ use support::{host_link, io_err, TestNet};
 
 #[test]
 fn none_mode_namespace_has_only_loopback_up() {
-    let t = TestNet::new("none", 1);
+    let t = TestNet::new("none");
     let id = t.id(0);
     let att = t.mgr.attach(&id, &NetworkMode::None, "lonely").unwrap();
     let ns = att.netns_path.clone().expect("none mode has a namespace");
@@ -36,7 +36,7 @@ fn none_mode_namespace_has_only_loopback_up() {
 
 #[test]
 fn host_mode_has_no_namespace() {
-    let t = TestNet::new("host", 2);
+    let t = TestNet::new("host");
     let id = t.id(0);
     let att = t.mgr.attach(&id, &NetworkMode::Host, "box").unwrap();
     assert_eq!(att.netns_path, None);
@@ -48,23 +48,20 @@ fn host_mode_has_no_namespace() {
 
 #[test]
 fn two_bridge_attachments_get_distinct_ips_and_connect_over_tcp() {
-    let t = TestNet::new("tcp", 3);
+    let t = TestNet::new("tcp");
     let (id_a, id_b) = (t.id(0), t.id(1));
     let a = t.mgr.attach(&id_a, &t.bridge_mode(), "client").unwrap();
     let b = t.mgr.attach(&id_b, &t.bridge_mode(), "server").unwrap();
     let (ip_a, ip_b) = (a.ipv4.unwrap(), b.ipv4.unwrap());
     assert_ne!(ip_a, ip_b);
     assert!(t.net.subnet.contains(&ip_a) && t.net.subnet.contains(&ip_b));
-    assert_eq!(a.gateway, Some(Ipv4Addr::new(10, 214, 3, 1)));
-    assert_eq!(a.prefix_len, 24);
+    assert_eq!(a.gateway, Some(t.net.gateway()));
+    assert_eq!(a.prefix_len, 28);
 
     // Host side: the bridge holds the gateway; each veth is a port of it.
     let bridge = host_link(&t.net.bridge).expect("bridge exists");
     assert!(bridge.up);
-    assert!(bridge
-        .ipv4
-        .iter()
-        .any(|n| n.addr() == Ipv4Addr::new(10, 214, 3, 1)));
+    assert!(bridge.ipv4.iter().any(|n| n.addr() == t.net.gateway()));
     let veth = host_link(a.host_veth.as_deref().unwrap()).expect("host veth exists");
     assert_eq!(veth.controller, Some(bridge.index));
     assert!(veth.up);
@@ -82,7 +79,7 @@ fn two_bridge_attachments_get_distinct_ips_and_connect_over_tcp() {
             .iter()
             .map(|n| (n.addr(), n.prefix_len()))
             .collect::<Vec<_>>(),
-        [(ip_a, 24)]
+        [(ip_a, 28)]
     );
 
     // A real TCP connection from A's namespace to B's address.
@@ -114,7 +111,7 @@ fn two_bridge_attachments_get_distinct_ips_and_connect_over_tcp() {
 
 #[test]
 fn leases_survive_manager_recreation() {
-    let t = TestNet::new("rest", 4);
+    let t = TestNet::new("rest");
     let (id_a, id_b) = (t.id(0), t.id(1));
     let a = t.mgr.attach(&id_a, &t.bridge_mode(), "a").unwrap();
 
@@ -131,7 +128,7 @@ fn leases_survive_manager_recreation() {
 
 #[test]
 fn concurrent_attaches_get_distinct_ips() {
-    let t = TestNet::new("conc", 5);
+    let t = TestNet::new("conc");
     let ids: Vec<String> = (0..6).map(|n| t.id(n)).collect();
     let ips: Vec<Ipv4Addr> = std::thread::scope(|s| {
         let handles: Vec<_> = ids
@@ -156,7 +153,7 @@ fn concurrent_attaches_get_distinct_ips() {
 
 #[test]
 fn detach_cleans_everything_and_is_idempotent() {
-    let t = TestNet::new("det", 6);
+    let t = TestNet::new("det");
     let id = t.id(0);
     let att = t.mgr.attach(&id, &t.bridge_mode(), "d").unwrap();
     let veth = att.host_veth.clone().unwrap();
@@ -178,7 +175,7 @@ fn detach_cleans_everything_and_is_idempotent() {
 
 #[test]
 fn detach_recovers_from_a_crash_that_lost_the_record() {
-    let t = TestNet::new("crsh", 7);
+    let t = TestNet::new("crsh");
     let id = t.id(0);
     let att = t.mgr.attach(&id, &t.bridge_mode(), "c").unwrap();
     // Simulate a crash between creating the links and writing the record.
@@ -198,7 +195,7 @@ fn detach_recovers_from_a_crash_that_lost_the_record() {
 
 #[test]
 fn attaching_with_another_mode_is_refused_until_detached() {
-    let t = TestNet::new("mode", 8);
+    let t = TestNet::new("mode");
     let id = t.id(0);
     t.mgr.attach(&id, &NetworkMode::None, "m").unwrap();
     let err = t.mgr.attach(&id, &t.bridge_mode(), "m").unwrap_err();
@@ -214,7 +211,7 @@ fn attaching_with_another_mode_is_refused_until_detached() {
 
 #[test]
 fn failed_attach_leaves_nothing_behind() {
-    let mut t = TestNet::new("fail", 9);
+    let mut t = TestNet::new("fail");
     // "lo" exists but is not a bridge: attach must fail and undo its lease
     // and namespace.
     t.net.bridge = "lo".to_string();
@@ -234,11 +231,11 @@ fn failed_attach_leaves_nothing_behind() {
 
 #[test]
 fn etc_files_for_a_bridge_attachment() {
-    let t = TestNet::new("etc", 10);
+    let t = TestNet::new("etc");
     let id = t.id(0);
     let att = t.mgr.attach(&id, &t.bridge_mode(), "web-1").unwrap();
     let dir = t.state.path().join("etc-out");
-    let extra = [("db".to_string(), IpAddr::V4(Ipv4Addr::new(10, 214, 10, 99)))];
+    let extra = [("db".to_string(), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 99)))];
     let files = write_etc_files(&dir, "web-1", &att, &extra).unwrap();
 
     let hosts = std::fs::read_to_string(&files.hosts).unwrap();
@@ -247,7 +244,7 @@ fn etc_files_for_a_bridge_attachment() {
         hosts.contains(&format!("{}\tweb-1\n", att.ipv4.unwrap())),
         "{hosts}"
     );
-    assert!(hosts.contains("10.214.10.99\tdb\n"), "{hosts}");
+    assert!(hosts.contains("192.0.2.99\tdb\n"), "{hosts}");
     assert_eq!(std::fs::read_to_string(&files.hostname).unwrap(), "web-1\n");
 
     let resolv = std::fs::read_to_string(&files.resolv_conf).unwrap();
@@ -257,4 +254,30 @@ fn etc_files_for_a_bridge_attachment() {
     }
     assert!(!resolv.contains("nameserver 127."), "{resolv}");
     assert!(write_etc_files(&dir, "bad host", &att, &[]).is_err());
+}
+
+#[test]
+fn subnet_overlapping_another_interface_is_refused() {
+    let t = TestNet::new("ovl");
+    let id = t.id(0);
+    t.mgr.attach(&id, &t.bridge_mode(), "o").unwrap();
+
+    // A second network on another bridge, inside the first one's subnet.
+    let mut other = TestNet::new("ovl2");
+    other.net.subnet = format!("{}/29", t.net.subnet.network()).parse().unwrap();
+    let id2 = other.id(0);
+    let err = other
+        .mgr
+        .attach(&id2, &other.bridge_mode(), "o")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("overlaps") && err.contains(&t.net.bridge),
+        "{err}"
+    );
+    assert!(
+        host_link(&other.net.bridge).is_none(),
+        "refused bridge not created"
+    );
+    assert!(!other.mgr.netns_path(&id2).exists());
 }

@@ -69,7 +69,7 @@ fn attaches_from_separate_processes_never_share_an_address() {
         println!("IP={}", att.ipv4.unwrap());
         return;
     }
-    let mut t = TestNet::new("proc", 20);
+    let mut t = TestNet::new("proc");
     t.net.name = "bridge".to_string(); // the name try_default_from_env gives
     let children: Vec<_> = (0..4)
         .map(|n| {

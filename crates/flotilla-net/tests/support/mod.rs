@@ -1,5 +1,6 @@
 //! Shared fixtures for the netlink tests: every test gets its own state dir,
-//! bridge name and /24 inside 10.214.0.0/16, and a guard that detaches its
+//! bridge name and a /28 inside 10.214.0.0/16 that no interface uses yet
+//! (so concurrent test runs do not collide), and a guard that detaches its
 //! containers and deletes its bridge even when the test fails.
 
 #![allow(dead_code)] // each test binary uses a different subset
@@ -8,7 +9,9 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use flotilla_net::{list_links, BridgeNetwork, LinkSummary, NetError, NetManager, NetworkMode};
+use flotilla_net::{
+    list_links, BridgeNetwork, Ipv4Net, LinkSummary, NetError, NetManager, NetworkMode,
+};
 use tempfile::TempDir;
 
 pub struct TestNet {
@@ -20,8 +23,8 @@ pub struct TestNet {
 }
 
 impl TestNet {
-    /// `octet` must be unique per test function: the subnet is 10.214.<octet>.0/24.
-    pub fn new(tag: &str, octet: u8) -> Self {
+    /// `tag` (at most 4 bytes) names the test in bridge and container names.
+    pub fn new(tag: &str) -> Self {
         assert!(tag.len() <= 4, "tag keeps bridge names within 15 bytes");
         let pid = std::process::id();
         let state = tempfile::tempdir().expect("temp state dir");
@@ -29,7 +32,7 @@ impl TestNet {
         let net = BridgeNetwork {
             name: format!("test-{tag}"),
             bridge: format!("ft{tag}{pid:x}"),
-            subnet: format!("10.214.{octet}.0/24").parse().unwrap(),
+            subnet: free_test_subnet(tag),
         };
         TestNet {
             state,
@@ -84,4 +87,33 @@ pub fn io_err(op: &'static str, e: io::Error) -> NetError {
         path: PathBuf::from("(test socket)"),
         source: e,
     }
+}
+
+/// A /28 of 10.214.0.0/16 that overlaps no address on the host, probing from
+/// a slot derived from the pid and tag so parallel tests start apart.
+fn free_test_subnet(tag: &str) -> Ipv4Net {
+    let used: Vec<Ipv4Net> = list_links(None)
+        .expect("listing host links")
+        .into_iter()
+        .flat_map(|l| l.ipv4)
+        .collect();
+    // FNV-1a: any stable spread will do.
+    let seed = format!("{}-{tag}", std::process::id())
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    const SLOTS: u64 = 4096; // /28s in a /16
+    (0..SLOTS)
+        .map(|i| {
+            let slot = ((seed + i) % SLOTS) as u32;
+            let base = u32::from(std::net::Ipv4Addr::new(10, 214, 0, 0)) + slot * 16;
+            Ipv4Net::new(base.into(), 28).unwrap()
+        })
+        .find(|n| {
+            !used
+                .iter()
+                .any(|u| u.contains(&n.network()) || n.contains(&u.network()))
+        })
+        .expect("a free /28 in 10.214.0.0/16")
 }
