@@ -1,0 +1,508 @@
+//! `proxy`: HTTP load balancing over three local backends. HAProxy and nginx
+//! (configs generated here, run in the foreground as our children) and one
+//! backend directly, under wrk with keep-alive and with `Connection: close`.
+//! Flotilla's column waits for its proxy (service networking issue).
+
+use crate::procutil::{self, ChildGuard};
+use crate::result::{BarSeries, BenchResult, Chart, Figure, Table};
+use crate::wrk::{self, WrkRun};
+use crate::Ctx;
+use anyhow::{bail, Context as _, Result};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FLOTILLA_NOTE: &str = "not implemented yet (service networking issue)";
+const BACKENDS: usize = 3;
+const CONNECTIONS: u32 = 64;
+const WRK_THREADS: u32 = 2;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    KeepAlive,
+    Close,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::KeepAlive => "keep-alive",
+            Mode::Close => "close",
+        }
+    }
+}
+
+/// One load target: a name, the address wrk hits, the process to watch.
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    pid: u32,
+    /// (mode, run) for each measured run.
+    runs: Vec<(Mode, WrkRun)>,
+    /// Highest RSS seen over the target's process tree while loaded, KiB.
+    peak_rss_kib: u64,
+}
+
+pub fn run(ctx: &Ctx) -> Result<BenchResult> {
+    let mut res = BenchResult::new(
+        "proxy",
+        "HTTP proxy: 3 backends behind a load balancer",
+        ctx.smoke,
+    );
+    let (secs, rounds) = if ctx.smoke { (2, 1) } else { (10, 3) };
+    if procutil::which("wrk").is_none() {
+        bail!("wrk is not installed (Debian package wrk); bench/run installs it");
+    }
+    res.versions.insert(
+        "wrk".into(),
+        procutil::version_line("wrk", &["-v"]).unwrap_or_default(),
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("flotilla-bench-proxy.")
+        .tempdir()?;
+    let dir = tmp.path();
+    let script = dir.join("summary.lua");
+    std::fs::write(&script, wrk::SCRIPT)?;
+
+    // Guards drop in reverse order: proxies first, then backends.
+    let mut backends = Vec::new();
+    let mut backend_addrs = Vec::new();
+    for i in 0..BACKENDS {
+        let (guard, addr) = start_backend(&ctx.testserver, i)?;
+        backends.push(guard);
+        backend_addrs.push(addr);
+    }
+    let mut targets = vec![Target {
+        name: "direct",
+        addr: backend_addrs[0],
+        pid: backends[0].pid(),
+        runs: Vec::new(),
+        peak_rss_kib: 0,
+    }];
+    let mut proxies = Vec::new();
+    match start_haproxy(dir, &backend_addrs) {
+        Ok((g, addr)) => {
+            res.versions.insert(
+                "haproxy".into(),
+                procutil::version_line("haproxy", &["-v"]).unwrap_or_default(),
+            );
+            targets.push(Target {
+                name: "haproxy",
+                addr,
+                pid: g.pid(),
+                runs: Vec::new(),
+                peak_rss_kib: 0,
+            });
+            proxies.push(g);
+        }
+        Err(e) => res.unavailable("haproxy", format!("{e:#}")),
+    }
+    match start_nginx(dir, &backend_addrs) {
+        Ok((g, addr)) => {
+            res.versions.insert(
+                "nginx".into(),
+                procutil::version_line("nginx", &["-v"]).unwrap_or_default(),
+            );
+            targets.push(Target {
+                name: "nginx",
+                addr,
+                pid: g.pid(),
+                runs: Vec::new(),
+                peak_rss_kib: 0,
+            });
+            proxies.push(g);
+        }
+        Err(e) => res.unavailable("nginx", format!("{e:#}")),
+    }
+    res.method = vec![
+        format!("{BACKENDS} backends: `bench-testserver` (hyper, one thread each, short body) on 127.0.0.1; HAProxy (`mode http`, roundrobin, `http-reuse always`) and nginx (2 workers, upstream keepalive 64) in front of all three; `direct` is wrk against one backend, the floor any proxy adds to."),
+        format!("wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{secs}s per run, keep-alive and `Connection: close`; {rounds} round(s), targets interleaved in rotating order; the figure is the median over rounds. p99.9 comes from a Lua done() hook."),
+        "Everything shares this machine's CPUs (load generator, proxy and backends), so absolute numbers are low and ratios between proxies are what to read.".into(),
+        "RSS under load: the highest VmRSS sum over the proxy's process tree (nginx master + workers), sampled every 250 ms during the runs.".into(),
+    ];
+
+    let modes = [Mode::KeepAlive, Mode::Close];
+    for order in crate::stats::interleaved_schedule(targets.len(), rounds) {
+        for mode in modes {
+            for &i in &order {
+                for g in backends.iter_mut().chain(proxies.iter_mut()) {
+                    g.ensure_running()?;
+                }
+                let t = &mut targets[i];
+                let (run, peak) = load(&script, t.addr, t.pid, mode, secs)
+                    .with_context(|| format!("wrk against {} ({})", t.name, mode.name()))?;
+                if run.requests == 0 {
+                    bail!(
+                        "wrk against {} ({}) completed no requests: {run:?}",
+                        t.name,
+                        mode.name()
+                    );
+                }
+                t.peak_rss_kib = t.peak_rss_kib.max(peak);
+                t.runs.push((mode, run));
+            }
+        }
+    }
+    drop(proxies);
+    drop(backends);
+    summarise(&mut res, &targets, &modes);
+    Ok(res)
+}
+
+/// Runs wrk once while sampling the target's memory.
+fn load(script: &Path, addr: SocketAddr, pid: u32, mode: Mode, secs: u64) -> Result<(WrkRun, u64)> {
+    let mut cmd = Command::new("wrk");
+    cmd.arg(format!("-t{WRK_THREADS}"))
+        .arg(format!("-c{CONNECTIONS}"))
+        .arg(format!("-d{secs}s"))
+        .arg("--timeout")
+        .arg("5s")
+        .arg("-s")
+        .arg(script);
+    if mode == Mode::Close {
+        cmd.args(["-H", "Connection: close"]);
+    }
+    cmd.arg(format!("http://{addr}/"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut guard = ChildGuard::spawn("wrk", &mut cmd)?;
+    let mut peak = 0;
+    let deadline = Instant::now() + Duration::from_secs(secs + 30);
+    while guard.child_mut().try_wait()?.is_none() {
+        if Instant::now() > deadline {
+            bail!("wrk did not finish within {}s", secs + 30);
+        }
+        peak = peak.max(procutil::tree_rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let mut out = String::new();
+    let mut err = String::new();
+    use std::io::Read;
+    if let Some(mut s) = guard.child_mut().stdout.take() {
+        s.read_to_string(&mut out)?;
+    }
+    if let Some(mut s) = guard.child_mut().stderr.take() {
+        s.read_to_string(&mut err)?;
+    }
+    let status = guard.child_mut().wait()?;
+    if !status.success() {
+        bail!("wrk failed ({status}): {}{}", err.trim(), out.trim());
+    }
+    Ok((wrk::parse(&out)?, peak))
+}
+
+fn start_backend(testserver: &Path, i: usize) -> Result<(ChildGuard, SocketAddr)> {
+    let mut cmd = Command::new(testserver);
+    cmd.args(["--listen", "127.0.0.1:0", "--name"])
+        .arg(format!("backend{i}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut g = ChildGuard::spawn("bench-testserver", &mut cmd)?;
+    let stdout = g.child_mut().stdout.take().context("test server stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .context("reading the test server's address")?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .with_context(|| {
+            format!("test server printed {line:?}, expected `listening on ADDR:PORT`")
+        })?;
+    Ok((g, addr))
+}
+
+/// A free port on 127.0.0.1 for a proxy to listen on (tiny race accepted:
+/// nothing else on this machine allocates ports from the ephemeral range
+/// at this rate, and a clash fails loudly in `wait_listening`).
+fn free_port() -> Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+fn wait_listening(g: &mut ChildGuard, addr: SocketAddr, what: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        g.ensure_running()
+            .with_context(|| format!("{what} did not start"))?;
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{what} is not listening on {addr} after 10s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn haproxy_config(listen: SocketAddr, backends: &[SocketAddr]) -> String {
+    let mut c = format!(
+        "global\n  maxconn 4096\n\ndefaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\n\
+         frontend fe\n  bind {listen}\n  default_backend be\n\nbackend be\n  balance roundrobin\n  http-reuse always\n"
+    );
+    for (i, b) in backends.iter().enumerate() {
+        c.push_str(&format!("  server b{i} {b}\n"));
+    }
+    c
+}
+
+fn start_haproxy(dir: &Path, backends: &[SocketAddr]) -> Result<(ChildGuard, SocketAddr)> {
+    if procutil::which("haproxy").is_none() {
+        bail!("not installed (Debian package haproxy)");
+    }
+    let listen = free_port()?;
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(&cfg, haproxy_config(listen, backends))?;
+    // -db: stay in the foreground as our child; we stop it by PID.
+    let mut cmd = Command::new("haproxy");
+    cmd.arg("-db")
+        .arg("-f")
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut g = ChildGuard::spawn("haproxy", &mut cmd)?;
+    wait_listening(&mut g, listen, "haproxy")?;
+    Ok((g, listen))
+}
+
+pub fn nginx_config(dir: &Path, listen: SocketAddr, backends: &[SocketAddr]) -> String {
+    let d = dir.display();
+    let mut servers = String::new();
+    for b in backends {
+        servers.push_str(&format!("    server {b};\n"));
+    }
+    format!(
+        "daemon off;\nmaster_process on;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log warn;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/nginx-tmp/body;\n  proxy_temp_path {d}/nginx-tmp/proxy;\n\
+           fastcgi_temp_path {d}/nginx-tmp/fastcgi;\n  uwsgi_temp_path {d}/nginx-tmp/uwsgi;\n  scgi_temp_path {d}/nginx-tmp/scgi;\n\
+           upstream be {{\n{servers}    keepalive 64;\n  }}\n\
+           server {{\n    listen {listen};\n    location / {{\n      proxy_pass http://be;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
+    )
+}
+
+fn start_nginx(dir: &Path, backends: &[SocketAddr]) -> Result<(ChildGuard, SocketAddr)> {
+    if procutil::which("nginx").is_none() {
+        bail!("not installed (Debian package nginx)");
+    }
+    let listen = free_port()?;
+    std::fs::create_dir_all(dir.join("nginx-tmp"))?;
+    let cfg = dir.join("nginx.conf");
+    std::fs::write(&cfg, nginx_config(dir, listen, backends))?;
+    // -e: the early error log, before the config is read, also in our dir.
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("nginx-error.log"))
+        .arg("-c")
+        .arg(&cfg);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut g = ChildGuard::spawn("nginx", &mut cmd)?;
+    wait_listening(&mut g, listen, "nginx").with_context(|| {
+        let log = std::fs::read_to_string(dir.join("nginx-error.log")).unwrap_or_default();
+        format!("nginx error log: {}", log.trim())
+    })?;
+    Ok((g, listen))
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(crate::stats::percentile_sorted(&v, 50.0))
+}
+
+/// Per (target, mode): median over rounds of rps, p50, p99, p99.9.
+struct Agg {
+    rps: Option<f64>,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    p999_ms: Option<f64>,
+    errors: u64,
+}
+
+fn aggregate(t: &Target, mode: Mode) -> Agg {
+    let runs: Vec<&WrkRun> = t
+        .runs
+        .iter()
+        .filter(|(m, _)| *m == mode)
+        .map(|(_, r)| r)
+        .collect();
+    let m = |f: &dyn Fn(&WrkRun) -> f64| median(runs.iter().map(|r| f(r)).collect());
+    Agg {
+        rps: m(&|r| r.rps()),
+        p50_ms: m(&|r| r.p50_us / 1000.0),
+        p99_ms: m(&|r| r.p99_us / 1000.0),
+        p999_ms: m(&|r| r.p999_us / 1000.0),
+        errors: runs.iter().map(|r| r.errors + r.non2xx).sum(),
+    }
+}
+
+fn summarise(res: &mut BenchResult, targets: &[Target], modes: &[Mode]) {
+    let f2 = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    let mut rows = Vec::new();
+    for mode in modes {
+        for t in targets {
+            let a = aggregate(t, *mode);
+            rows.push(vec![
+                t.name.to_string(),
+                mode.name().to_string(),
+                a.rps.map_or("-".into(), |v| format!("{v:.0}")),
+                f2(a.p50_ms),
+                f2(a.p99_ms),
+                f2(a.p999_ms),
+                a.errors.to_string(),
+                format!("{:.1}", t.peak_rss_kib as f64 / 1024.0),
+            ]);
+        }
+        rows.push(vec![
+            "flotilla".into(),
+            mode.name().into(),
+            FLOTILLA_NOTE.into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ]);
+    }
+    res.tables.push(Table {
+        title: "Throughput and latency (median over rounds)".into(),
+        header: [
+            "target",
+            "mode",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "errors",
+            "peak RSS MB",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+    });
+    for t in targets.iter().filter(|t| t.name != "direct") {
+        for mode in modes {
+            let a = aggregate(t, *mode);
+            let mname = mode.name();
+            res.figures.push(
+                Figure::new(
+                    format!("proxy.{mname}.rps.{}", t.name),
+                    "req/s",
+                    None,
+                    Some(t.name),
+                    a.rps,
+                    None,
+                )
+                .with_flotilla_note(FLOTILLA_NOTE),
+            );
+            res.figures.push(
+                Figure::new(
+                    format!("proxy.{mname}.p99.{}", t.name),
+                    "ms",
+                    None,
+                    Some(t.name),
+                    a.p99_ms,
+                    None,
+                )
+                .with_flotilla_note(FLOTILLA_NOTE),
+            );
+        }
+        res.figures.push(
+            Figure::new(
+                format!("proxy.rss.{}", t.name),
+                "MB",
+                None,
+                Some(t.name),
+                Some(t.peak_rss_kib as f64 / 1024.0),
+                None,
+            )
+            .with_flotilla_note(FLOTILLA_NOTE),
+        );
+    }
+    let categories: Vec<String> = modes.iter().map(|m| m.name().to_string()).collect();
+    let mut series: Vec<BarSeries> = targets
+        .iter()
+        .map(|t| BarSeries {
+            label: t.name.to_string(),
+            values: modes.iter().map(|m| aggregate(t, *m).rps).collect(),
+        })
+        .collect();
+    series.push(BarSeries {
+        label: "flotilla (not yet)".into(),
+        values: vec![None; modes.len()],
+    });
+    res.charts.push(Chart::Bars {
+        file: "proxy-throughput".into(),
+        title: "proxy throughput (requests/s, higher is better)".into(),
+        unit: "req/s".into(),
+        categories,
+        series,
+    });
+    let mut lat_cats = Vec::new();
+    let mut p50 = Vec::new();
+    let mut p99 = Vec::new();
+    let mut p999 = Vec::new();
+    for mode in modes {
+        for t in targets {
+            let a = aggregate(t, *mode);
+            lat_cats.push(format!("{} {}", t.name, mode.name()));
+            p50.push(a.p50_ms);
+            p99.push(a.p99_ms);
+            p999.push(a.p999_ms);
+        }
+    }
+    res.charts.push(Chart::Bars {
+        file: "proxy-latency".into(),
+        title: "proxy latency percentiles (ms, lower is better)".into(),
+        unit: "ms".into(),
+        categories: lat_cats,
+        series: vec![
+            BarSeries {
+                label: "p50".into(),
+                values: p50,
+            },
+            BarSeries {
+                label: "p99".into(),
+                values: p99,
+            },
+            BarSeries {
+                label: "p99.9".into(),
+                values: p999,
+            },
+        ],
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haproxy_config_lists_every_backend() {
+        let b: Vec<SocketAddr> = vec![
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        ];
+        let c = haproxy_config("127.0.0.1:9".parse().unwrap(), &b);
+        assert!(c.contains("bind 127.0.0.1:9"));
+        assert!(c.contains("server b0 127.0.0.1:1") && c.contains("server b1 127.0.0.1:2"));
+    }
+
+    #[test]
+    fn nginx_config_keeps_upstream_connections_alive() {
+        let b: Vec<SocketAddr> = vec!["127.0.0.1:1".parse().unwrap()];
+        let c = nginx_config(Path::new("/tmp/x"), "127.0.0.1:9".parse().unwrap(), &b);
+        assert!(c.contains("keepalive 64;") && c.contains("proxy_set_header Connection \"\";"));
+        assert!(c.contains("listen 127.0.0.1:9;") && c.contains("server 127.0.0.1:1;"));
+        assert!(c.contains("pid /tmp/x/nginx.pid;"));
+    }
+}
