@@ -25,14 +25,17 @@ fn child_role() -> Option<String> {
     std::env::var(ROLE).ok()
 }
 
-/// Starts this test binary running only `test_name`, as a child with `role`.
+/// Starts `exe` (this test binary or a copy of it) running only
+/// `test_name`, as a child with `role`.
 fn spawn_child(
+    exe: &Path,
     test_name: &str,
     role: &str,
     envs: &[(&str, String)],
     uid: Option<u32>,
 ) -> std::process::Child {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    let mut cmd = Command::new(exe);
+    cmd.current_dir("/");
     cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(ROLE, role)
         .stdout(std::process::Stdio::piped())
@@ -80,6 +83,7 @@ fn attaches_from_separate_processes_never_share_an_address() {
                 (ENV_BRIDGE_SUBNET, t.net.subnet.to_string()),
             ];
             spawn_child(
+                &std::env::current_exe().unwrap(),
                 "attaches_from_separate_processes_never_share_an_address",
                 "attach",
                 &envs,
@@ -114,13 +118,28 @@ fn non_root_caller_gets_a_clear_error() {
         assert!(mgr.attach("h", &NetworkMode::Host, "h").is_ok());
         return;
     }
-    let state = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The unprivileged child must reach its binary and state dir even when
+    // the build tree or $TMPDIR is private to root: use copies under /tmp.
+    let scratch = tempfile::Builder::new()
+        .prefix("flotilla-net-nonroot-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let open_to_all = |p: &Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    open_to_all(scratch.path(), 0o755);
+    let exe = scratch.path().join("test-bin");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    open_to_all(&exe, 0o755);
+    let state = scratch.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    open_to_all(&state, 0o777);
     const NOBODY: u32 = 65534;
     let child = spawn_child(
+        &exe,
         "non_root_caller_gets_a_clear_error",
         "nonroot",
-        &[(STATE, state.path().display().to_string())],
+        &[(STATE, state.display().to_string())],
         Some(NOBODY),
     );
     let stdout = check(&child.wait_with_output().unwrap());
