@@ -1,0 +1,312 @@
+//! The per-container monitor process (like conmon): `flotilla internal
+//! monitor <container-dir>`. It detaches from its caller (setsid + fork, so
+//! the container outlives whoever started it), creates and starts the
+//! container through libcontainer (or spawns the plain process for the
+//! process driver) so init becomes its child, copies stdout/stderr into the
+//! log with timestamps, reaps init, records exit code / signal / OOM kill
+//! atomically, removes the cgroup and exits.
+//!
+//! Protocol with the caller: fd 3 is the write end of a pipe. The monitor
+//! writes `ok\n` once init runs, or `error: <why>\n` and exits. In attach
+//! mode it also copies output to its own stdout/stderr and keeps fd 3 open
+//! until the exit record is written, so the caller learns the end from EOF.
+
+use crate::cgroup;
+use crate::logs::{LogWriter, Stream};
+use crate::process::{is_same_process, start_time};
+use crate::record::{
+    now_rfc3339, write_json_atomic, ContainerDir, ContainerRecord, ExitRecord, MonitorRecord, EXIT,
+    LIBCONTAINER_ROOT, LOG, MONITOR, MONITOR_LOG,
+};
+use crate::spec::Driver;
+use anyhow::{Context as _, Result};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+/// The fd the caller hands over for the ready/exit handshake.
+pub const STATUS_FD: RawFd = 3;
+
+/// Entry point. Returns the process exit code of the monitor itself.
+pub fn main(dir: &Path, attach: bool) -> i32 {
+    // SAFETY: fd 3 is ours by protocol; the caller dup2'ed the pipe there.
+    let status = unsafe { OwnedFd::from_raw_fd(STATUS_FD) };
+    set_cloexec(status.as_raw_fd());
+    let _ = std::env::set_current_dir("/");
+    // Own session: no controlling terminal, no signals from the caller's
+    // process group (Ctrl-C on `container run` must not kill the monitor).
+    let _ = nix::unistd::setsid();
+    // Fork so the caller's child exits at once and the monitor is reparented
+    // (the caller reaps that child; the container outlives the caller).
+    // SAFETY: this process is single-threaded here (fresh exec, no threads yet).
+    match unsafe { fork() } {
+        Ok(ForkResult::Parent { .. }) => return 0,
+        Ok(ForkResult::Child) => {}
+        Err(e) => {
+            report(&status, &format!("error: fork: {e}\n"));
+            return 1;
+        }
+    }
+    let dir = ContainerDir(dir.to_path_buf());
+    let mut status = Some(File::from(status));
+    match supervise(&dir, attach, &mut status) {
+        Ok(()) => 0,
+        Err(err) => {
+            let msg = format!("{err:#}");
+            note(&dir, &msg);
+            if let Some(s) = status.as_mut() {
+                let _ = s.write_all(format!("error: {}\n", msg.replace('\n', " ")).as_bytes());
+            }
+            1
+        }
+    }
+}
+
+fn report(status: &OwnedFd, msg: &str) {
+    let _ = nix::unistd::write(status, msg.as_bytes());
+}
+
+/// Appends a diagnostic to the container's monitor.log (the monitor has no terminal).
+fn note(dir: &ContainerDir, msg: &str) {
+    if let Ok(mut f) = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.file(MONITOR_LOG))
+    {
+        let _ = writeln!(f, "{} {msg}", now_rfc3339());
+    }
+}
+
+fn set_cloexec(fd: RawFd) {
+    // SAFETY: fcntl on an fd we own.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")
+}
+
+fn supervise(dir: &ContainerDir, attach: bool, status: &mut Option<File>) -> Result<()> {
+    let record = dir.read_record()?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.file(LOG))
+        .context("opening container log")?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let devnull = File::open("/dev/null").context("opening /dev/null")?;
+
+    // Children must not inherit an ignored SIGPIPE (Rust ignores it at startup).
+    set_sigpipe(libc::SIG_DFL);
+    let init = match record.driver {
+        Driver::Native => start_native(dir.path(), &record, devnull, out_w, err_w),
+        Driver::Process => start_process(&record, devnull, out_w, err_w),
+    };
+    set_sigpipe(libc::SIG_IGN);
+    let init = init?;
+    let init_start = start_time(init.as_raw()).unwrap_or(0);
+    let me = std::process::id() as i32;
+    write_json_atomic(
+        &dir.file(MONITOR),
+        &MonitorRecord {
+            monitor_pid: me,
+            monitor_start: start_time(me).unwrap_or(0),
+            init_pid: init.as_raw(),
+            init_start,
+            started_at: now_rfc3339(),
+        },
+    )?;
+    if let Some(s) = status.as_mut() {
+        let _ = s.write_all(b"ok\n");
+    }
+    if !attach {
+        *status = None;
+    }
+    // libcontainer's setup allocated a lot; give it back before the long wait.
+    // SAFETY: glibc function without preconditions.
+    unsafe { libc::malloc_trim(0) };
+
+    let mut writer = LogWriter::new(log);
+    pump(&mut writer, out_r, err_r, init, attach);
+    let wait = waitpid(init, None);
+    let (exit_code, signal) = match wait {
+        Ok(WaitStatus::Exited(_, code)) => (code, None),
+        Ok(WaitStatus::Signaled(_, sig, _)) => (128 + sig as i32, Some(sig as i32)),
+        other => {
+            note(dir, &format!("unexpected wait result for init: {other:?}"));
+            (255, None)
+        }
+    };
+    let oom_killed =
+        record.driver == Driver::Native && cgroup::oom_kill_count(&record.cgroup_path) > 0;
+    if record.driver == Driver::Native {
+        cleanup_native(&record);
+    }
+    write_json_atomic(
+        &dir.file(EXIT),
+        &ExitRecord {
+            exit_code,
+            signal,
+            oom_killed,
+            finished_at: now_rfc3339(),
+        },
+    )?;
+    // Closing fd 3 (dropped with `status`) tells an attached caller we are done.
+    Ok(())
+}
+
+fn set_sigpipe(handler: libc::sighandler_t) {
+    // SAFETY: installing SIG_DFL/SIG_IGN is always sound.
+    unsafe { libc::signal(libc::SIGPIPE, handler) };
+}
+
+fn start_native(
+    dir: &Path,
+    record: &ContainerRecord,
+    stdin: File,
+    out: OwnedFd,
+    err: OwnedFd,
+) -> Result<Pid> {
+    use libcontainer::container::builder::ContainerBuilder;
+    use libcontainer::syscall::syscall::SyscallType;
+    let mut container = ContainerBuilder::new(record.id.clone(), SyscallType::default())
+        .with_root_path(LIBCONTAINER_ROOT)
+        .context("libcontainer root path")?
+        .with_stdin(OwnedFd::from(stdin))
+        .with_stdout(out)
+        .with_stderr(err)
+        .as_init(dir)
+        .with_systemd(false)
+        .with_detach(true)
+        .build()
+        .map_err(|e| anyhow::anyhow!("creating the container: {e}"))?;
+    if let Err(e) = container.start() {
+        let _ = container.delete(true);
+        return Err(anyhow::anyhow!("starting the container: {e}"));
+    }
+    container
+        .pid()
+        .context("libcontainer did not report the init pid")
+}
+
+fn start_process(record: &ContainerRecord, stdin: File, out: OwnedFd, err: OwnedFd) -> Result<Pid> {
+    let (prog, rest) = record.args.split_first().context("no command")?;
+    let mut cmd = std::process::Command::new(prog);
+    cmd.args(rest)
+        .env_clear()
+        .stdin(stdin)
+        .stdout(out)
+        .stderr(err);
+    for e in &record.env {
+        if let Some((k, v)) = e.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    if let Some(wd) = &record.workdir {
+        cmd.current_dir(wd);
+    }
+    let child = cmd.spawn().with_context(|| format!("starting {prog:?}"))?;
+    // We reap it ourselves with waitpid; std's Child does not wait on drop.
+    Ok(Pid::from_raw(child.id() as i32))
+}
+
+/// Copies both pipes into the log (and to our stdout/stderr when attached)
+/// until both reach EOF, or init has exited and the pipes are drained
+/// (a daemonised grandchild of the process driver may hold them open).
+fn pump(writer: &mut LogWriter, out: OwnedFd, err: OwnedFd, init: Pid, attach: bool) {
+    let init_fd = crate::process::open_pidfd(init.as_raw(), start_time(init.as_raw()).unwrap_or(0));
+    let mut fds: Vec<Option<(OwnedFd, Stream)>> =
+        vec![Some((out, Stream::Stdout)), Some((err, Stream::Stderr))];
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut init_exited = init_fd.is_none();
+    loop {
+        let mut pfds: Vec<libc::pollfd> = fds
+            .iter()
+            .flatten()
+            .map(|(fd, _)| libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        if pfds.is_empty() {
+            break;
+        }
+        if let (Some(p), false) = (&init_fd, init_exited) {
+            pfds.push(libc::pollfd {
+                fd: p.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let timeout = if init_exited { 0 } else { -1 };
+        // SAFETY: pfds is a valid array of pollfd.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        if n == 0 && init_exited {
+            break; // drained after init's exit
+        }
+        if let Some(p) = &init_fd {
+            if pfds.iter().any(|x| x.fd == p.as_raw_fd() && x.revents != 0) {
+                init_exited = true;
+            }
+        }
+        for slot in fds.iter_mut() {
+            let Some((fd, stream)) = slot else { continue };
+            let ready = pfds
+                .iter()
+                .any(|x| x.fd == fd.as_raw_fd() && x.revents != 0);
+            if !ready {
+                continue;
+            }
+            match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+                Ok(0) | Err(_) => {
+                    let _ = writer.finish(*stream);
+                    *slot = None;
+                }
+                Ok(k) => {
+                    let _ = writer.push(*stream, &buf[..k]);
+                    if attach {
+                        let target = if *stream == Stream::Stdout { 1 } else { 2 };
+                        // SAFETY: writing our own stdout/stderr; errors (closed terminal) are ignored.
+                        let _ = unsafe { libc::write(target, buf.as_ptr().cast(), k) };
+                    }
+                }
+            }
+        }
+    }
+    let _ = writer.finish(Stream::Stdout);
+    let _ = writer.finish(Stream::Stderr);
+}
+
+/// Removes libcontainer's state and the cgroup once init is gone.
+pub fn cleanup_native(record: &ContainerRecord) {
+    let state = Path::new(LIBCONTAINER_ROOT).join(&record.id);
+    if state.exists() {
+        match libcontainer::container::Container::load(state.clone()) {
+            Ok(mut c) => {
+                if c.delete(true).is_err() {
+                    let _ = std::fs::remove_dir_all(&state);
+                }
+            }
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(&state);
+            }
+        }
+    }
+    cgroup::remove(&record.cgroup_path);
+}
+
+/// Whether the monitor recorded in `dir` is still alive.
+pub fn monitor_alive(m: &MonitorRecord) -> bool {
+    is_same_process(m.monitor_pid, m.monitor_start)
+}

@@ -1,0 +1,249 @@
+//! Real containers through libcontainer and the monitor process (root only).
+
+mod common;
+
+use common::Fixture;
+use flotilla_runtime::{cgroup, ContainerState, LogOptions, MountSpec};
+use std::time::Duration;
+
+#[test]
+fn runs_with_own_namespaces_as_pid_1_with_hostname() {
+    let f = Fixture::new();
+    let mut spec = f.spec(&["/bin/sh", "-c", "echo pid=$$; hostname; exec sleep 60"]);
+    spec.hostname = Some("boxy".into());
+    let id = f.rt.run(&spec).expect("run");
+    let info = f.rt.inspect(&id).unwrap();
+    assert_eq!(info.state, ContainerState::Running);
+    let pid = info.pid.expect("pid");
+    for ns in ["pid", "mnt", "uts", "ipc", "net"] {
+        let mine = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
+        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        assert_ne!(mine, theirs, "{ns} namespace is shared with the host");
+    }
+    // Output arrives asynchronously; exec gives a synchronisation point.
+    let out =
+        f.rt.exec(
+            &id,
+            &["/bin/sh".into(), "-c".into(), "hostname; echo $$".into()],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(out.exit_code, 0);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("boxy\n"));
+    let exit = f.rt.stop(&id, Some(Duration::from_secs(0))).unwrap();
+    assert_eq!(exit.exit_code, 137);
+    assert_eq!(f.stdout(&id), "pid=1\nboxy\n");
+}
+
+#[test]
+fn exit_codes_and_signals_are_recorded() {
+    let f = Fixture::new();
+    let id = f.rt.run(&f.spec(&["/bin/sh", "-c", "exit 3"])).unwrap();
+    let exit = f.rt.wait(&id).unwrap();
+    assert_eq!(
+        (exit.exit_code, exit.signal, exit.oom_killed),
+        (3, None, false)
+    );
+    assert_eq!(f.rt.inspect(&id).unwrap().state, ContainerState::Exited);
+
+    let id = f.rt.run(&f.spec(&["/bin/sleep", "60"])).unwrap();
+    f.rt.kill(&id, libc::SIGKILL).unwrap();
+    let exit = f.rt.wait(&id).unwrap();
+    assert_eq!((exit.exit_code, exit.signal), (137, Some(9)));
+}
+
+#[test]
+fn stop_sends_the_stop_signal_then_waits() {
+    let f = Fixture::new();
+    let spec = f.spec(&[
+        "/bin/sh",
+        "-c",
+        "trap 'echo bye; exit 0' TERM; echo ready; while true; do sleep 0.05; done",
+    ]);
+    let id = f.rt.run(&spec).unwrap();
+    wait_for_log(&f, &id, "ready");
+    let exit = f.rt.stop(&id, Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(exit.exit_code, 0);
+    assert!(f.stdout(&id).contains("bye"));
+}
+
+#[test]
+fn logs_capture_both_streams_and_follow_until_exit() {
+    let f = Fixture::new();
+    let id =
+        f.rt.run(&f.spec(&[
+            "/bin/sh",
+            "-c",
+            "echo out; echo err >&2; for i in 1 2 3; do sleep 0.1; echo $i; done",
+        ]))
+        .unwrap();
+    let followed: Vec<_> =
+        f.rt.logs(
+            &id,
+            LogOptions {
+                follow: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .map(|e| e.unwrap())
+        .collect();
+    let lines: Vec<(&str, &str)> = followed
+        .iter()
+        .map(|e| (e.stream.as_str(), e.log.as_str()))
+        .collect();
+    assert!(lines.contains(&("stderr", "err\n")));
+    let stdout: Vec<&str> = lines
+        .iter()
+        .filter(|(s, _)| *s == "stdout")
+        .map(|(_, l)| *l)
+        .collect();
+    assert_eq!(stdout, ["out\n", "1\n", "2\n", "3\n"]);
+    assert!(followed.iter().all(|e| chrono_like(&e.time)));
+    let tail: Vec<_> =
+        f.rt.logs(
+            &id,
+            LogOptions {
+                tail: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .map(|e| e.unwrap().log)
+        .collect();
+    assert_eq!(tail, ["2\n", "3\n"]);
+}
+
+fn chrono_like(t: &str) -> bool {
+    t.len() > 20 && t.ends_with('Z') && t.contains('T')
+}
+
+#[test]
+fn exec_runs_inside_with_exit_code_and_output() {
+    let f = Fixture::new();
+    let id = f.rt.run(&f.spec(&["/bin/sleep", "60"])).unwrap();
+    let out =
+        f.rt.exec(
+            &id,
+            &[
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo hi $K; echo oops >&2; exit 4".into(),
+            ],
+            &["K=v".into()],
+        )
+        .unwrap();
+    assert_eq!(out.exit_code, 4);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi v\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    // ps inside sees the container's processes only.
+    let ps = f.rt.exec(&id, &["/bin/ps".into()], &[]).unwrap();
+    let text = String::from_utf8_lossy(&ps.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("sleep 60") && l.trim_start().starts_with('1')),
+        "{text}"
+    );
+}
+
+#[test]
+fn memory_limit_oom_kills_and_reports_it() {
+    let f = Fixture::new();
+    let mut spec = f.spec(&["/bin/sh", "-c", "x=a; while true; do x=$x$x; done"]);
+    spec.memory = Some(32 << 20);
+    let id = f.rt.run(&spec).unwrap();
+    let exit = f.rt.wait(&id).unwrap();
+    assert!(exit.oom_killed, "{exit:?}");
+    assert_eq!(exit.exit_code, 137);
+    assert_eq!(f.rt.inspect(&id).unwrap().state, ContainerState::OomKilled);
+}
+
+#[test]
+fn pids_limit_refuses_fork() {
+    let f = Fixture::new();
+    let mut spec = f.spec(&[
+        "/bin/sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do sleep 5 & done; echo done",
+    ]);
+    spec.pids_limit = Some(4);
+    let id = f.rt.run(&spec).unwrap();
+    f.rt.kill(&id, libc::SIGKILL).ok();
+    f.rt.wait(&id).unwrap();
+    let out = f.all_output(&id);
+    assert!(
+        out.contains("can't fork") || out.contains("Resource temporarily unavailable"),
+        "{out}"
+    );
+}
+
+#[test]
+fn cpu_quota_and_stats_come_from_the_cgroup() {
+    let f = Fixture::new();
+    let mut spec = f.spec(&["/bin/sleep", "60"]);
+    spec.cpus = Some(0.5);
+    spec.memory = Some(64 << 20);
+    let id = f.rt.run(&spec).unwrap();
+    let info = f.rt.inspect(&id).unwrap();
+    assert_eq!(cgroup::cpu_quota_us(&info.cgroup_path), Some(50_000));
+    let stats = f.rt.stats(&id).unwrap();
+    assert_eq!(stats.memory_limit_bytes, Some(64 << 20));
+    assert!(stats.memory_usage_bytes > 0);
+    assert!(stats.pids_current >= 1);
+    f.rt.remove(&id, true).unwrap();
+    assert!(
+        cgroup::stats(&info.cgroup_path).is_none(),
+        "cgroup left behind"
+    );
+}
+
+#[test]
+fn named_volumes_persist_across_containers_and_rootfs_can_be_read_only() {
+    let f = Fixture::new();
+    let vol = MountSpec::Volume {
+        name: "data".into(),
+        target: "/data".into(),
+        read_only: false,
+    };
+    let mut spec = f.spec(&["/bin/sh", "-c", "echo kept > /data/f"]);
+    spec.mounts.push(vol.clone());
+    let id = f.rt.run(&spec).unwrap();
+    assert_eq!(f.rt.wait(&id).unwrap().exit_code, 0);
+    f.rt.remove(&id, false).unwrap();
+    let mut spec = f.spec(&["/bin/sh", "-c", "cat /data/f; touch /x || echo ro"]);
+    spec.mounts.push(vol);
+    spec.read_only = true;
+    let id = f.rt.run(&spec).unwrap();
+    f.rt.wait(&id).unwrap();
+    assert_eq!(f.stdout(&id), "kept\nro\n");
+}
+
+#[test]
+fn remove_cleans_the_overlay_and_refuses_running_without_force() {
+    let f = Fixture::new();
+    let id = f.rt.run(&f.spec(&["/bin/sleep", "60"])).unwrap();
+    assert!(f.rt.remove(&id, false).is_err());
+    let dir = f.rt.data_dir().join("containers").join(&id);
+    f.rt.remove(&id, true).unwrap();
+    assert!(!dir.exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "overlay still mounted");
+}
+
+fn wait_for_log(f: &Fixture, id: &str, needle: &str) {
+    for e in
+        f.rt.logs(
+            id,
+            LogOptions {
+                follow: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    {
+        if e.unwrap().log.contains(needle) {
+            return;
+        }
+    }
+    panic!("container exited before printing {needle:?}");
+}
