@@ -36,7 +36,7 @@ pub use etc_files::{
     EtcFiles, ResolvConf,
 };
 pub use ipnet::Ipv4Net;
-pub use links::{list_links, LinkSummary};
+pub use links::{list_links, list_routes, LinkSummary, RouteSummary};
 pub use manager::NetManager;
 pub use names::host_veth_name;
 pub use netns::{in_netns, is_netns_mount, DEFAULT_NETNS_DIR};

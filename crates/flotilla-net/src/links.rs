@@ -11,6 +11,7 @@ use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +98,54 @@ pub fn list_links(netns_path: Option<&Path>) -> Result<Vec<LinkSummary>> {
                     })
                     .collect();
                 s
+            })
+            .collect())
+    })
+}
+
+/// One IPv4 route of the main table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSummary {
+    /// Destination network (`0.0.0.0/0` for the default route).
+    pub destination: Ipv4Net,
+    pub gateway: Option<Ipv4Addr>,
+    /// Index of the outgoing interface.
+    pub output_interface: Option<u32>,
+}
+
+/// Lists the IPv4 routes of the main table in the host namespace or `netns`.
+pub fn list_routes(netns_path: Option<&Path>) -> Result<Vec<RouteSummary>> {
+    run(netns_path, |h| async move {
+        let routes: Vec<_> = h
+            .route()
+            .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| NetError::netlink("listing routes", e))?;
+        Ok(routes
+            .iter()
+            .filter(|r| r.header.table == RouteHeader::RT_TABLE_MAIN)
+            .map(|r| {
+                let mut destination = Ipv4Addr::UNSPECIFIED;
+                let mut summary = RouteSummary {
+                    destination: Ipv4Net::default(),
+                    gateway: None,
+                    output_interface: None,
+                };
+                for attr in &r.attributes {
+                    match attr {
+                        RouteAttribute::Destination(RouteAddress::Inet(ip)) => destination = *ip,
+                        RouteAttribute::Gateway(RouteAddress::Inet(ip)) => {
+                            summary.gateway = Some(*ip)
+                        }
+                        RouteAttribute::Oif(i) => summary.output_interface = Some(*i),
+                        _ => {}
+                    }
+                }
+                summary.destination = Ipv4Net::new(destination, r.header.destination_prefix_length)
+                    .unwrap_or_default();
+                summary
             })
             .collect())
     })

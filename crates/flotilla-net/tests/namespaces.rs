@@ -9,7 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use flotilla_net::{in_netns, is_netns_mount, list_links, write_etc_files, NetError, NetworkMode};
+use flotilla_net::{
+    in_netns, is_netns_mount, list_links, list_routes, write_etc_files, NetError, NetworkMode,
+};
 use support::{host_link, io_err, TestNet};
 
 #[test]
@@ -81,6 +83,13 @@ fn two_bridge_attachments_get_distinct_ips_and_connect_over_tcp() {
             .collect::<Vec<_>>(),
         [(ip_a, 28)]
     );
+    let default = list_routes(Some(&ns_a))
+        .unwrap()
+        .into_iter()
+        .find(|r| r.destination.prefix_len() == 0)
+        .expect("a default route");
+    assert_eq!(default.gateway, Some(t.net.gateway()));
+    assert_eq!(default.output_interface, Some(eth0.index));
 
     // A real TCP connection from A's namespace to B's address.
     let ns_b = b.netns_path.clone().unwrap();
@@ -280,4 +289,30 @@ fn subnet_overlapping_another_interface_is_refused() {
         "refused bridge not created"
     );
     assert!(!other.mgr.netns_path(&id2).exists());
+}
+
+#[test]
+fn etc_files_for_host_and_none_modes() {
+    let t = TestNet::new("etch");
+    let host = t.mgr.attach(&t.id(0), &NetworkMode::Host, "h").unwrap();
+    let extra = [("db".to_string(), IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)))];
+    let files = write_etc_files(&t.state.path().join("host-etc"), "h", &host, &extra).unwrap();
+    let hosts = std::fs::read_to_string(&files.hosts).unwrap();
+    let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    assert!(
+        hosts.starts_with(&host_hosts),
+        "host mode copies the host's /etc/hosts"
+    );
+    assert!(hosts.ends_with("192.0.2.7\tdb\n"), "{hosts}");
+
+    let none = t.mgr.attach(&t.id(1), &NetworkMode::None, "n").unwrap();
+    let files = write_etc_files(&t.state.path().join("none-etc"), "n", &none, &[]).unwrap();
+    let resolv = std::fs::read_to_string(&files.resolv_conf).unwrap();
+    assert!(
+        !resolv.lines().any(|l| l.starts_with("nameserver")),
+        "{resolv}"
+    );
+    assert!(resolv.contains("# No nameserver"), "{resolv}");
+    let hosts = std::fs::read_to_string(&files.hosts).unwrap();
+    assert!(hosts.contains("127.0.0.1\tlocalhost\n"), "{hosts}");
 }
