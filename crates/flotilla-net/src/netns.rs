@@ -43,7 +43,7 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf> {
     // unshare(CLONE_NEWNET) moves only the calling thread; doing it in a
     // thread of its own leaves the caller's threads in the host namespace.
     let target = path.clone();
-    let joined = std::thread::spawn(move || -> Result<()> {
+    let result = std::thread::spawn(move || -> Result<()> {
         unshare(CloneFlags::CLONE_NEWNET)
             .map_err(|e| from_errno("unsharing network namespace for", &target, e))?;
         mount(
@@ -55,13 +55,8 @@ pub fn create(dir: &Path, name: &str) -> Result<PathBuf> {
         )
         .map_err(|e| from_errno("bind-mounting network namespace onto", &target, e))
     })
-    .join();
-    let result = joined.unwrap_or_else(|_| {
-        Err(NetError::invalid(
-            "namespace creation",
-            "the namespace thread panicked",
-        ))
-    });
+    .join()
+    .unwrap_or_else(|p| std::panic::resume_unwind(p));
     if let Err(e) = result {
         let _ = fs::remove_file(&path);
         return Err(e);
