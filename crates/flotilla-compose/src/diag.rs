@@ -147,7 +147,9 @@ impl Diagnostics {
         let errors = self.0.iter().filter(|d| d.is_error()).count();
         if errors > 0 {
             let s = if errors == 1 { "" } else { "s" };
-            out.push_str(&format!("error: the stack could not be loaded ({errors} error{s})"));
+            out.push_str(&format!(
+                "error: the stack could not be loaded ({errors} error{s})"
+            ));
         }
         out.trim_end().to_string()
     }
@@ -180,7 +182,10 @@ mod tests {
         d.width = 1;
         d.source_line = Some("    image: 5".into());
         let text = d.render(false);
-        assert!(text.starts_with("error: invalid type: expected a string"), "{text}");
+        assert!(
+            text.starts_with("error: invalid type: expected a string"),
+            "{text}"
+        );
         assert!(text.contains("--> stack.yml:3:12"), "{text}");
         assert!(text.contains("3 |     image: 5"), "{text}");
         assert!(text.contains("^ expected a string"), "{text}");

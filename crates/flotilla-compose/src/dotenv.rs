@@ -194,7 +194,10 @@ mod tests {
     #[test]
     fn crlf_and_bom() {
         let got = parse("\u{feff}A=1\r\nB=2\r\n", &BTreeMap::new()).unwrap();
-        assert_eq!(got, vec![("A".into(), "1".into()), ("B".into(), "2".into())]);
+        assert_eq!(
+            got,
+            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
     }
 
     #[test]

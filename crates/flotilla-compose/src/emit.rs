@@ -62,7 +62,8 @@ mod tests {
             project_dir: "/p".into(),
             ..Stack::default()
         };
-        st.extensions.insert("x-a".into(), serde_json::json!({"b": "yes", "c": 1}));
+        st.extensions
+            .insert("x-a".into(), serde_json::json!({"b": "yes", "c": 1}));
         let y = to_yaml(&st);
         assert!(y.contains("\nname: demo\n"), "{y}");
         // Strings that look like other types are quoted.

@@ -86,8 +86,9 @@ impl Interp<'_, '_, '_> {
                 }
                 _ => {
                     return Err(InterpError {
-                        message: "invalid interpolation: `$` must be followed by a variable name or `{`"
-                            .into(),
+                        message:
+                            "invalid interpolation: `$` must be followed by a variable name or `{`"
+                                .into(),
                         offset: i,
                         help: Some("write `$$` for a literal `$`".into()),
                     })
@@ -269,7 +270,10 @@ mod tests {
     #[test]
     fn errors() {
         let e = run("${UNSET:?please set it}").unwrap_err();
-        assert_eq!(e.message, "required variable UNSET is missing a value: please set it");
+        assert_eq!(
+            e.message,
+            "required variable UNSET is missing a value: please set it"
+        );
         let e = run("${EMPTY?x}").map(|i| i.text);
         assert_eq!(e.as_deref(), Ok(""));
         let e = run("${UNSET?}").unwrap_err();
@@ -278,8 +282,14 @@ mod tests {
         assert_eq!(e.offset, 2);
         assert!(e.message.contains("never closed"));
         assert!(run("$ 5").unwrap_err().message.contains("must be followed"));
-        assert!(run("${1A}").unwrap_err().message.contains("expected a variable name"));
-        assert!(run("${A*b}").unwrap_err().message.contains("unknown operator"));
+        assert!(run("${1A}")
+            .unwrap_err()
+            .message
+            .contains("expected a variable name"));
+        assert!(run("${A*b}")
+            .unwrap_err()
+            .message
+            .contains("unknown operator"));
         assert!(run("cost: 5$").is_err());
     }
 }

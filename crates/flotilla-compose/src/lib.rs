@@ -66,3 +66,6 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
 pub fn load_str(name: &str, source: &str, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     project::load_source(name, source, opts)
 }
+
+#[cfg(test)]
+mod tests;

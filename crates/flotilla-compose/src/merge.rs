@@ -88,15 +88,16 @@ fn untagged(mut n: Node) -> Node {
 }
 
 fn merge_maps(base: Vec<(Node, Node)>, over: Vec<(Node, Node)>, path: &mut Vec<String>) -> Node {
-    let pos = over
-        .first()
-        .or(base.first())
-        .map(|(k, _)| k.pos.clone());
+    let pos = over.first().or(base.first()).map(|(k, _)| k.pos.clone());
     let mut entries: Vec<Option<(Node, Node)>> = base.into_iter().map(Some).collect();
     let mut index: HashMap<String, usize> = entries
         .iter()
         .enumerate()
-        .filter_map(|(i, e)| e.as_ref().and_then(|(k, _)| k.as_str()).map(|k| (k.to_string(), i)))
+        .filter_map(|(i, e)| {
+            e.as_ref()
+                .and_then(|(k, _)| k.as_str())
+                .map(|k| (k.to_string(), i))
+        })
         .collect();
     for (k, v) in over {
         let name = k.as_str().unwrap_or_default().to_string();
@@ -122,9 +123,8 @@ fn merge_maps(base: Vec<(Node, Node)>, over: Vec<(Node, Node)>, path: &mut Vec<S
         }
     }
     let entries: Vec<(Node, Node)> = entries.into_iter().flatten().collect();
-    let pos = pos.unwrap_or_else(|| {
-        crate::yaml::Pos::file_only(crate::yaml::Source::new("<merged>", ""))
-    });
+    let pos = pos
+        .unwrap_or_else(|| crate::yaml::Pos::file_only(crate::yaml::Source::new("<merged>", "")));
     Node {
         value: Value::Map(entries),
         pos,
@@ -162,8 +162,8 @@ fn rule_for(path: &[String]) -> Rule {
     match p.as_slice() {
         ["services", _, "command" | "entrypoint"] => Rule::Replace,
         ["services", _, "healthcheck", "test"] => Rule::Replace,
-        ["services", _, "environment" | "labels" | "annotations" | "sysctls" | "extra_hosts"
-            | "depends_on" | "networks" | "ulimits"] => Rule::Dict,
+        ["services", _, "environment" | "labels" | "annotations" | "sysctls" | "extra_hosts" | "depends_on"
+        | "networks" | "ulimits"] => Rule::Dict,
         ["services", _, "build", "args" | "labels" | "additional_contexts"] => Rule::Dict,
         ["services", _, "deploy", "labels"] => Rule::Dict,
         ["services", _, "logging", "options"] => Rule::Dict,
@@ -255,35 +255,68 @@ mod tests {
         use serde_json::json;
         let cases: Vec<(&str, &str, serde_json::Value)> = vec![
             // Scalars are replaced, maps merged.
-            ("services: {web: {image: a, user: x}}", "services: {web: {image: b}}",
-             json!({"services": {"web": {"image": "b", "user": "x"}}})),
+            (
+                "services: {web: {image: a, user: x}}",
+                "services: {web: {image: b}}",
+                json!({"services": {"web": {"image": "b", "user": "x"}}}),
+            ),
             // command replaced, not appended.
-            ("services: {web: {command: [a, b]}}", "services: {web: {command: [c]}}",
-             json!({"services": {"web": {"command": ["c"]}}})),
-            ("services: {web: {healthcheck: {test: [CMD, a], retries: 2}}}", "services: {web: {healthcheck: {test: [CMD, b]}}}",
-             json!({"services": {"web": {"healthcheck": {"test": ["CMD", "b"], "retries": 2}}}})),
+            (
+                "services: {web: {command: [a, b]}}",
+                "services: {web: {command: [c]}}",
+                json!({"services": {"web": {"command": ["c"]}}}),
+            ),
+            (
+                "services: {web: {healthcheck: {test: [CMD, a], retries: 2}}}",
+                "services: {web: {healthcheck: {test: [CMD, b]}}}",
+                json!({"services": {"web": {"healthcheck": {"test": ["CMD", "b"], "retries": 2}}}}),
+            ),
             // environment list + map merge as a map.
-            ("services: {web: {environment: [A=1, B=2]}}", "services: {web: {environment: {B: 3, C: 4}}}",
-             json!({"services": {"web": {"environment": {"A": "1", "B": 3, "C": 4}}}})),
+            (
+                "services: {web: {environment: [A=1, B=2]}}",
+                "services: {web: {environment: {B: 3, C: 4}}}",
+                json!({"services": {"web": {"environment": {"A": "1", "B": 3, "C": 4}}}}),
+            ),
             // ports appended without duplicates.
-            ("services: {web: {ports: ['80:80']}}", "services: {web: {ports: ['80:80', '443:443']}}",
-             json!({"services": {"web": {"ports": ["80:80", "443:443"]}}})),
+            (
+                "services: {web: {ports: ['80:80']}}",
+                "services: {web: {ports: ['80:80', '443:443']}}",
+                json!({"services": {"web": {"ports": ["80:80", "443:443"]}}}),
+            ),
             // volumes unique by target.
-            ("services: {web: {volumes: ['./a:/data', 'v:/other']}}", "services: {web: {volumes: ['./b:/data:ro']}}",
-             json!({"services": {"web": {"volumes": ["./b:/data:ro", "v:/other"]}}})),
+            (
+                "services: {web: {volumes: ['./a:/data', 'v:/other']}}",
+                "services: {web: {volumes: ['./b:/data:ro']}}",
+                json!({"services": {"web": {"volumes": ["./b:/data:ro", "v:/other"]}}}),
+            ),
             // depends_on list merges with map form.
-            ("services: {web: {depends_on: [db]}}", "services: {web: {depends_on: {cache: {condition: service_started}}}}",
-             json!({"services": {"web": {"depends_on": {"db": null, "cache": {"condition": "service_started"}}}}})),
+            (
+                "services: {web: {depends_on: [db]}}",
+                "services: {web: {depends_on: {cache: {condition: service_started}}}}",
+                json!({"services": {"web": {"depends_on": {"db": null, "cache": {"condition": "service_started"}}}}}),
+            ),
             // !reset removes, !override replaces.
-            ("services: {web: {ports: ['80:80'], user: x}}", "services: {web: {ports: !reset [], user: !reset null}}",
-             json!({"services": {"web": {}}})),
-            ("services: {web: {ports: ['80:80']}}", "services: {web: {ports: !override ['81:81']}}",
-             json!({"services": {"web": {"ports": ["81:81"]}}})),
-            ("services: {web: {deploy: {resources: {limits: {cpus: '1'}}}}}", "services: {web: {deploy: !override {replicas: 2}}}",
-             json!({"services": {"web": {"deploy": {"replicas": 2}}}})),
+            (
+                "services: {web: {ports: ['80:80'], user: x}}",
+                "services: {web: {ports: !reset [], user: !reset null}}",
+                json!({"services": {"web": {}}}),
+            ),
+            (
+                "services: {web: {ports: ['80:80']}}",
+                "services: {web: {ports: !override ['81:81']}}",
+                json!({"services": {"web": {"ports": ["81:81"]}}}),
+            ),
+            (
+                "services: {web: {deploy: {resources: {limits: {cpus: '1'}}}}}",
+                "services: {web: {deploy: !override {replicas: 2}}}",
+                json!({"services": {"web": {"deploy": {"replicas": 2}}}}),
+            ),
             // dns appended without duplicates.
-            ("services: {web: {dns: [1.1.1.1]}}", "services: {web: {dns: [1.1.1.1, 8.8.8.8]}}",
-             json!({"services": {"web": {"dns": ["1.1.1.1", "8.8.8.8"]}}})),
+            (
+                "services: {web: {dns: [1.1.1.1]}}",
+                "services: {web: {dns: [1.1.1.1, 8.8.8.8]}}",
+                json!({"services": {"web": {"dns": ["1.1.1.1", "8.8.8.8"]}}}),
+            ),
         ];
         for (a, b, want) in cases {
             assert_eq!(merged(a, b), want, "{a} + {b}");

@@ -26,7 +26,7 @@ const MAX_NESTING: usize = 32;
 pub fn load_source(name: &str, source: &str, opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     let project_dir = absolute(opts.working_dir.as_deref().unwrap_or(Path::new(".")));
     let mut l = Loader::new(opts, &project_dir)?;
-    let root = l.from_text(name, source.to_string(), &project_dir, 0);
+    let root = l.load_text(name, source.to_string(), &project_dir, 0);
     l.finish(vec![root], opts, project_dir)
 }
 
@@ -51,7 +51,10 @@ pub fn load_files(opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
             }
         }
     } else {
-        opts.files.iter().map(|f| resolve_path(&working_dir, &f.to_string_lossy(), None)).collect()
+        opts.files
+            .iter()
+            .map(|f| resolve_path(&working_dir, &f.to_string_lossy(), None))
+            .collect()
     };
     let project_dir = files[0]
         .parent()
@@ -62,8 +65,11 @@ pub fn load_files(opts: &LoadOptions) -> Result<Loaded, Diagnostics> {
     for f in &files {
         let display = f.to_string_lossy().into_owned();
         if let Some(text) = l.read(&display, f, None) {
-            let dir = f.parent().map(Path::to_path_buf).unwrap_or(project_dir.clone());
-            let root = l.from_text(&display, text, &dir, 0);
+            let dir = f
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or(project_dir.clone());
+            let root = l.load_text(&display, text, &dir, 0);
             roots.push(root);
         }
     }
@@ -127,7 +133,9 @@ impl Loader {
         if !required && !path.exists() {
             return;
         }
-        let Some(text) = self.read(&display, path, at) else { return };
+        let Some(text) = self.read(&display, path, at) else {
+            return;
+        };
         let mut lookup = env.clone();
         lookup.extend(into.clone());
         match crate::dotenv::parse(&text, &lookup) {
@@ -140,7 +148,8 @@ impl Loader {
                     column: 1,
                     width: src.line(e.line).map(|l| l.chars().count()).unwrap_or(1),
                 };
-                self.errors.push(pos.error(format!("invalid env file: {}", e.message)));
+                self.errors
+                    .push(pos.error(format!("invalid env file: {}", e.message)));
             }
         }
     }
@@ -162,14 +171,16 @@ impl Loader {
             }
             Ok(_) => {}
             Err(e) => {
-                self.errors.push(report(format!("cannot read {display}: {e}")));
+                self.errors
+                    .push(report(format!("cannot read {display}: {e}")));
                 return None;
             }
         }
         match std::fs::read_to_string(path) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.errors.push(report(format!("cannot read {display}: {e}")));
+                self.errors
+                    .push(report(format!("cannot read {display}: {e}")));
                 None
             }
         }
@@ -179,7 +190,7 @@ impl Loader {
     /// `dir` is the file's directory: relative paths in it are made
     /// absolute against it, so that merging files from several directories
     /// keeps each path pointing where its author meant.
-    fn from_text(&mut self, name: &str, text: String, dir: &Path, depth: usize) -> Node {
+    fn load_text(&mut self, name: &str, text: String, dir: &Path, depth: usize) -> Node {
         let source = Source::new(name, text);
         let mut root = match yaml::parse(&source, self.limits) {
             Ok(n) => n,
@@ -194,7 +205,10 @@ impl Loader {
             }
             self.errors.push(
                 root.pos
-                    .error(format!("a Compose file must be a mapping at the top, found {}", root.kind()))
+                    .error(format!(
+                        "a Compose file must be a mapping at the top, found {}",
+                        root.kind()
+                    ))
                     .with_help("start with `services:`"),
             );
             return empty_map(&source);
@@ -255,7 +269,8 @@ impl Loader {
     /// defined both here and in an included file is an error.
     fn include(&mut self, root: Node, include: &Node, dir: &Path, depth: usize) -> Node {
         if depth >= MAX_NESTING {
-            self.errors.push(include.pos.error("`include` nests too deeply (a cycle?)"));
+            self.errors
+                .push(include.pos.error("`include` nests too deeply (a cycle?)"));
             return root;
         }
         let Some(items) = include.as_seq() else {
@@ -268,7 +283,9 @@ impl Loader {
         let mut included: Vec<Node> = Vec::new();
         for item in items {
             let (paths, env_files, project_dir) = match &item.value {
-                Value::Scalar { text, .. } => (vec![(text.clone(), item.pos.clone())], Vec::new(), None),
+                Value::Scalar { text, .. } => {
+                    (vec![(text.clone(), item.pos.clone())], Vec::new(), None)
+                }
                 Value::Map(entries) => {
                     let mut paths = Vec::new();
                     let mut env_files = Vec::new();
@@ -287,12 +304,16 @@ impl Loader {
                         }
                     }
                     if paths.is_empty() {
-                        self.errors.push(item.pos.error("`include` entry has no `path`"));
+                        self.errors
+                            .push(item.pos.error("`include` entry has no `path`"));
                     }
                     (paths, env_files, pdir)
                 }
                 Value::Seq(_) => {
-                    self.errors.push(item.pos.error("invalid `include` entry: expected a path or a mapping"));
+                    self.errors.push(
+                        item.pos
+                            .error("invalid `include` entry: expected a path or a mapping"),
+                    );
                     continue;
                 }
             };
@@ -300,8 +321,13 @@ impl Loader {
             for (p, pos) in paths {
                 let path = resolve_path(dir, &p, None);
                 let display = path.to_string_lossy().into_owned();
-                let Some(text) = self.read(&display, &path, Some(&pos)) else { continue };
-                let file_dir = path.parent().map(Path::to_path_buf).unwrap_or(dir.to_path_buf());
+                let Some(text) = self.read(&display, &path, Some(&pos)) else {
+                    continue;
+                };
+                let file_dir = path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or(dir.to_path_buf());
                 let inc_dir = project_dir
                     .as_deref()
                     .map(|d| resolve_path(dir, d, None))
@@ -318,7 +344,7 @@ impl Loader {
                         self.env.entry(k).or_insert(v);
                     }
                 }
-                let node = self.from_text(&display, text, &inc_dir, depth + 1);
+                let node = self.load_text(&display, text, &inc_dir, depth + 1);
                 self.env = saved;
                 merged = Some(match merged {
                     None => node,
@@ -346,7 +372,9 @@ impl Loader {
 
     /// Resolve `extends` for every service of this file.
     fn extends(&mut self, root: &mut Node, dir: &Path, depth: usize) {
-        let Some(services) = root.get("services").and_then(Node::as_map) else { return };
+        let Some(services) = root.get("services").and_then(Node::as_map) else {
+            return;
+        };
         let names: Vec<String> = services
             .iter()
             .filter(|(_, v)| v.get("extends").is_some())
@@ -374,9 +402,12 @@ impl Loader {
         chain: &mut Vec<String>,
     ) -> Option<Node> {
         let svc = file_root.get("services")?.get(name)?.clone();
-        let Some(ext) = svc.get("extends").cloned() else { return Some(svc) };
+        let Some(ext) = svc.get("extends").cloned() else {
+            return Some(svc);
+        };
         if depth + chain.len() > MAX_NESTING {
-            self.errors.push(ext.pos.error("`extends` nests too deeply"));
+            self.errors
+                .push(ext.pos.error("`extends` nests too deeply"));
             return None;
         }
         let (base_name, file) = match &ext.value {
@@ -396,13 +427,17 @@ impl Loader {
                     }
                 }
                 let Some(service) = service else {
-                    self.errors.push(ext.pos.error("`extends` needs a `service`"));
+                    self.errors
+                        .push(ext.pos.error("`extends` needs a `service`"));
                     return None;
                 };
                 (service, file)
             }
             Value::Seq(_) => {
-                self.errors.push(ext.pos.error("invalid `extends`: expected a service name or {service, file}"));
+                self.errors.push(
+                    ext.pos
+                        .error("invalid `extends`: expected a service name or {service, file}"),
+                );
                 return None;
             }
         };
@@ -417,7 +452,11 @@ impl Loader {
                     );
                     return None;
                 }
-                if file_root.get("services").and_then(|s| s.get(&key)).is_none() {
+                if file_root
+                    .get("services")
+                    .and_then(|s| s.get(&key))
+                    .is_none()
+                {
                     self.errors.push(ext.pos.error(format!(
                         "`extends` refers to service `{key}`, which is not defined in this file"
                     )));
@@ -432,8 +471,11 @@ impl Loader {
                 let path = resolve_path(dir, &f, None);
                 let display = path.to_string_lossy().into_owned();
                 let text = self.read(&display, &path, Some(&pos))?;
-                let fdir = path.parent().map(Path::to_path_buf).unwrap_or(dir.to_path_buf());
-                let other = self.from_text(&display, text, &fdir, depth + 1);
+                let fdir = path
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or(dir.to_path_buf());
+                let other = self.load_text(&display, text, &fdir, depth + 1);
                 match other.get("services").and_then(|s| s.get(&base_name)) {
                     Some(b) => b.clone(),
                     None => {
@@ -470,7 +512,10 @@ impl Loader {
         for next in iter {
             merged = merge(merged, next, &mut Vec::new());
         }
-        let name_in_file = merged.get("name").and_then(Node::as_str).map(str::to_string);
+        let name_in_file = merged
+            .get("name")
+            .and_then(Node::as_str)
+            .map(str::to_string);
         let raw_name = opts
             .project_name
             .clone()
@@ -484,8 +529,10 @@ impl Loader {
         let project_name = short::project_name(&raw_name);
         if project_name.is_empty() {
             self.errors.push(
-                Diagnostic::error(format!("project name {raw_name:?} has no usable characters"))
-                    .with_help("pass -p <name> or set `name:` using letters, digits, `_` or `-`"),
+                Diagnostic::error(format!(
+                    "project name {raw_name:?} has no usable characters"
+                ))
+                .with_help("pass -p <name> or set `name:` using letters, digits, `_` or `-`"),
             );
         }
         let mut cx = Ctx {
@@ -532,13 +579,17 @@ fn strings(v: &Node) -> Vec<(String, Pos)> {
 }
 
 fn take_key(node: &mut Node, key: &str) -> Option<Node> {
-    let Value::Map(entries) = &mut node.value else { return None };
+    let Value::Map(entries) = &mut node.value else {
+        return None;
+    };
     let i = entries.iter().position(|(k, _)| k.as_str() == Some(key))?;
     Some(entries.remove(i).1)
 }
 
 fn set_service(root: &mut Node, name: &str, svc: Node) {
-    let Value::Map(entries) = &mut root.value else { return };
+    let Value::Map(entries) = &mut root.value else {
+        return;
+    };
     for (k, v) in entries.iter_mut() {
         if k.as_str() == Some("services") {
             if let Value::Map(services) = &mut v.value {
@@ -555,18 +606,37 @@ fn set_service(root: &mut Node, name: &str, svc: Node) {
 
 /// Add every service/network/volume/secret/config of `inc` to `root`.
 fn add_without_conflict(root: &mut Node, inc: Node, errors: &mut Vec<Diagnostic>) {
-    let Value::Map(inc_entries) = inc.value else { return };
+    let Value::Map(inc_entries) = inc.value else {
+        return;
+    };
     for (ik, iv) in inc_entries {
         let section = ik.as_str().unwrap_or_default().to_string();
-        if !matches!(section.as_str(), "services" | "networks" | "volumes" | "secrets" | "configs") {
+        if !matches!(
+            section.as_str(),
+            "services" | "networks" | "volumes" | "secrets" | "configs"
+        ) {
             continue;
         }
-        let Value::Map(items) = iv.value else { continue };
-        let Value::Map(entries) = &mut root.value else { return };
-        let idx = match entries.iter().position(|(k, _)| k.as_str() == Some(&section)) {
+        let Value::Map(items) = iv.value else {
+            continue;
+        };
+        let Value::Map(entries) = &mut root.value else {
+            return;
+        };
+        let idx = match entries
+            .iter()
+            .position(|(k, _)| k.as_str() == Some(&section))
+        {
             Some(i) => i,
             None => {
-                entries.push((ik.clone(), Node { value: Value::Map(Vec::new()), pos: ik.pos.clone(), tag: None }));
+                entries.push((
+                    ik.clone(),
+                    Node {
+                        value: Value::Map(Vec::new()),
+                        pos: ik.pos.clone(),
+                        tag: None,
+                    },
+                ));
                 entries.len() - 1
             }
         };
@@ -574,8 +644,13 @@ fn add_without_conflict(root: &mut Node, inc: Node, errors: &mut Vec<Diagnostic>
         if target.is_null() {
             target.value = Value::Map(Vec::new());
         }
-        let Value::Map(existing) = &mut target.value else { continue };
-        let names: HashSet<String> = existing.iter().filter_map(|(k, _)| k.as_str().map(str::to_string)).collect();
+        let Value::Map(existing) = &mut target.value else {
+            continue;
+        };
+        let names: HashSet<String> = existing
+            .iter()
+            .filter_map(|(k, _)| k.as_str().map(str::to_string))
+            .collect();
         for (k, v) in items {
             let name = k.as_str().unwrap_or_default();
             if names.contains(name) {
@@ -595,13 +670,19 @@ fn add_without_conflict(root: &mut Node, inc: Node, errors: &mut Vec<Diagnostic>
 /// later merge with files from other directories keeps their meaning.
 fn rebase_paths(root: &mut Node, dir: &Path, home: Option<&str>) {
     let abs = |p: &str| resolve_path(dir, p, home).to_string_lossy().into_owned();
-    let Value::Map(top) = &mut root.value else { return };
+    let Value::Map(top) = &mut root.value else {
+        return;
+    };
     for (k, v) in top.iter_mut() {
         match k.as_str() {
             Some("services") => {
-                let Value::Map(services) = &mut v.value else { continue };
+                let Value::Map(services) = &mut v.value else {
+                    continue;
+                };
                 for (_, svc) in services.iter_mut() {
-                    let Value::Map(fields) = &mut svc.value else { continue };
+                    let Value::Map(fields) = &mut svc.value else {
+                        continue;
+                    };
                     for (fk, fv) in fields.iter_mut() {
                         match fk.as_str() {
                             Some("volumes") => rebase_volumes(fv, &abs),
@@ -618,7 +699,9 @@ fn rebase_paths(root: &mut Node, dir: &Path, home: Option<&str>) {
                 }
             }
             Some("secrets" | "configs") => {
-                let Value::Map(items) = &mut v.value else { continue };
+                let Value::Map(items) = &mut v.value else {
+                    continue;
+                };
                 for (_, item) in items.iter_mut() {
                     if let Some(f) = field_mut(item, "file") {
                         rebase_scalar(f, &abs);
@@ -631,8 +714,13 @@ fn rebase_paths(root: &mut Node, dir: &Path, home: Option<&str>) {
 }
 
 fn field_mut<'n>(node: &'n mut Node, key: &str) -> Option<&'n mut Node> {
-    let Value::Map(entries) = &mut node.value else { return None };
-    entries.iter_mut().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v)
+    let Value::Map(entries) = &mut node.value else {
+        return None;
+    };
+    entries
+        .iter_mut()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
 }
 
 fn rebase_scalar(node: &mut Node, abs: &dyn Fn(&str) -> String) {
@@ -648,7 +736,9 @@ fn node_is_url(text: &str) -> bool {
 }
 
 fn rebase_volumes(node: &mut Node, abs: &dyn Fn(&str) -> String) {
-    let Value::Seq(items) = &mut node.value else { return };
+    let Value::Seq(items) = &mut node.value else {
+        return;
+    };
     for item in items {
         match &mut item.value {
             Value::Scalar { text, .. } => {

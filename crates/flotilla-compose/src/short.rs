@@ -24,7 +24,8 @@ pub fn byte_size(text: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(num_end);
-    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1 {
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1
+    {
         return Err(bad());
     }
     let unit = unit.trim_start().to_ascii_lowercase();
@@ -109,13 +110,12 @@ pub fn port_protocol(text: &str) -> Result<Protocol, String> {
 /// A port number or inclusive range (`80`, `8000-8005`).
 fn port_range(text: &str, what: &str) -> Result<(u16, u16), String> {
     let one = |t: &str| -> Result<u16, String> {
-        let n: u64 = t.trim().parse().map_err(|_| {
-            format!("invalid {what} port {t:?}: expected a number from 1 to 65535")
-        })?;
+        let n: u64 = t
+            .trim()
+            .parse()
+            .map_err(|_| format!("invalid {what} port {t:?}: expected a number from 1 to 65535"))?;
         if n == 0 || n > 65535 {
-            return Err(format!(
-                "invalid {what} port {n}: ports go from 1 to 65535"
-            ));
+            return Err(format!("invalid {what} port {n}: ports go from 1 to 65535"));
         }
         Ok(n as u16)
     };
@@ -292,7 +292,9 @@ pub fn extra_host(text: &str) -> Result<(String, String), String> {
     let (host, ip) = text
         .split_once('=')
         .or_else(|| text.split_once(':'))
-        .ok_or_else(|| format!("invalid extra host {text:?}: expected \"host:ip\" or \"host=ip\""))?;
+        .ok_or_else(|| {
+            format!("invalid extra host {text:?}: expected \"host:ip\" or \"host=ip\"")
+        })?;
     let ip = ip.trim();
     let ip = ip
         .strip_prefix('[')
@@ -322,9 +324,7 @@ pub fn project_name(raw: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
         .collect();
-    lowered
-        .trim_start_matches(['_', '-'])
-        .to_string()
+    lowered.trim_start_matches(['_', '-']).to_string()
 }
 
 #[cfg(test)]
@@ -378,7 +378,10 @@ mod tests {
             ("80", vec![(None, None, 80, Tcp)]),
             ("8080:80", vec![(None, Some(8080), 80, Tcp)]),
             ("8080:80/udp", vec![(None, Some(8080), 80, Udp)]),
-            ("127.0.0.1:8080:80", vec![(Some("127.0.0.1"), Some(8080), 80, Tcp)]),
+            (
+                "127.0.0.1:8080:80",
+                vec![(Some("127.0.0.1"), Some(8080), 80, Tcp)],
+            ),
             ("127.0.0.1::80", vec![(Some("127.0.0.1"), None, 80, Tcp)]),
             ("[::1]:80:80", vec![(Some("::1"), Some(80), 80, Tcp)]),
             ("[::1]:53:53/UDP", vec![(Some("::1"), Some(53), 53, Udp)]),
@@ -390,7 +393,10 @@ mod tests {
                     (None, Some(8002), 82, Tcp),
                 ],
             ),
-            ("3000-3001", vec![(None, None, 3000, Tcp), (None, None, 3001, Tcp)]),
+            (
+                "3000-3001",
+                vec![(None, None, 3000, Tcp), (None, None, 3001, Tcp)],
+            ),
         ];
         for (text, want) in cases {
             let got = ports(text).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -402,7 +408,10 @@ mod tests {
     #[test]
     fn bad_ports() {
         let cases = [
-            ("8000-8005:80-82", "has 6 ports but container range 80-82 has 3"),
+            (
+                "8000-8005:80-82",
+                "has 6 ports but container range 80-82 has 3",
+            ),
             ("70000:80", "ports go from 1 to 65535"),
             ("0:80", "ports go from 1 to 65535"),
             ("80/xtp", "unknown protocol"),
@@ -419,27 +428,41 @@ mod tests {
     #[test]
     fn volume_table() {
         let m = volume("./data:/data:ro").unwrap();
-        assert_eq!((m.kind, m.source.as_deref(), m.target.as_str(), m.read_only), (MountType::Bind, Some("./data"), "/data", true));
+        assert_eq!(
+            (m.kind, m.source.as_deref(), m.target.as_str(), m.read_only),
+            (MountType::Bind, Some("./data"), "/data", true)
+        );
         let m = volume("/host:/c:rw,z").unwrap();
         assert_eq!(m.bind.unwrap().selinux.as_deref(), Some("z"));
         assert!(!m.read_only);
         let m = volume("dbdata:/var/lib/db").unwrap();
-        assert_eq!((m.kind, m.source.as_deref()), (MountType::Volume, Some("dbdata")));
+        assert_eq!(
+            (m.kind, m.source.as_deref()),
+            (MountType::Volume, Some("dbdata"))
+        );
         let m = volume("/anon").unwrap();
         assert_eq!((m.kind, m.source), (MountType::Volume, None));
         let m = volume("vol:/x:nocopy").unwrap();
         assert!(m.volume.unwrap().nocopy);
         let m = volume("~/x:/x:rshared").unwrap();
         assert_eq!(m.bind.unwrap().propagation.as_deref(), Some("rshared"));
-        assert!(volume("a:relative").unwrap_err().contains("must be absolute"));
+        assert!(volume("a:relative")
+            .unwrap_err()
+            .contains("must be absolute"));
         assert!(volume("a:/b:bogus").unwrap_err().contains("unknown mode"));
         assert!(volume("a:/b:ro:x").unwrap_err().contains("too many"));
     }
 
     #[test]
     fn command_splitting() {
-        assert_eq!(split_command("echo 'a b' c").unwrap(), vec!["echo", "a b", "c"]);
-        assert_eq!(split_command(r#"sh -c "echo \"hi\"""#).unwrap(), vec!["sh", "-c", "echo \"hi\""]);
+        assert_eq!(
+            split_command("echo 'a b' c").unwrap(),
+            vec!["echo", "a b", "c"]
+        );
+        assert_eq!(
+            split_command(r#"sh -c "echo \"hi\"""#).unwrap(),
+            vec!["sh", "-c", "echo \"hi\""]
+        );
         assert!(split_command("echo 'open").is_err());
     }
 
@@ -447,15 +470,26 @@ mod tests {
     fn health_tests() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(health_test_list(&s(&["NONE"])), Ok(HealthTest::None));
-        assert_eq!(health_test_list(&s(&["CMD", "curl", "-f", "x"])), Ok(HealthTest::Cmd(s(&["curl", "-f", "x"]))));
-        assert_eq!(health_test_list(&s(&["CMD-SHELL", "curl -f x || exit 1"])), Ok(HealthTest::Shell("curl -f x || exit 1".into())));
-        assert!(health_test_list(&s(&["curl"])).unwrap_err().contains("must start with CMD"));
+        assert_eq!(
+            health_test_list(&s(&["CMD", "curl", "-f", "x"])),
+            Ok(HealthTest::Cmd(s(&["curl", "-f", "x"])))
+        );
+        assert_eq!(
+            health_test_list(&s(&["CMD-SHELL", "curl -f x || exit 1"])),
+            Ok(HealthTest::Shell("curl -f x || exit 1".into()))
+        );
+        assert!(health_test_list(&s(&["curl"]))
+            .unwrap_err()
+            .contains("must start with CMD"));
         assert!(health_test_list(&[]).is_err());
     }
 
     #[test]
     fn extra_hosts() {
-        assert_eq!(extra_host("db:10.0.0.2").unwrap(), ("db".into(), "10.0.0.2".into()));
+        assert_eq!(
+            extra_host("db:10.0.0.2").unwrap(),
+            ("db".into(), "10.0.0.2".into())
+        );
         assert_eq!(extra_host("db=::1").unwrap(), ("db".into(), "::1".into()));
         assert_eq!(extra_host("db:[::1]").unwrap(), ("db".into(), "::1".into()));
         assert!(extra_host("nohost").is_err());

@@ -43,7 +43,10 @@ pub fn validate(cx: &mut Ctx<'_>, root: &Node, n: &Normalised) {
                 err(
                     at(&["networks", net]),
                     format!("service `{name}` uses network `{net}`, which is not defined"),
-                    Some(format!("add it under the top-level `networks:` ({})", defined(&st.networks))),
+                    Some(format!(
+                        "add it under the top-level `networks:` ({})",
+                        defined(&st.networks)
+                    )),
                 );
             }
         }
@@ -67,8 +70,14 @@ pub fn validate(cx: &mut Ctx<'_>, root: &Node, n: &Normalised) {
             if !st.secrets.contains_key(&g.source) {
                 err(
                     at(&["secrets"]),
-                    format!("service `{name}` uses secret `{}`, which is not defined", g.source),
-                    Some(format!("add it under the top-level `secrets:` ({})", defined(&st.secrets))),
+                    format!(
+                        "service `{name}` uses secret `{}`, which is not defined",
+                        g.source
+                    ),
+                    Some(format!(
+                        "add it under the top-level `secrets:` ({})",
+                        defined(&st.secrets)
+                    )),
                 );
             }
         }
@@ -76,8 +85,14 @@ pub fn validate(cx: &mut Ctx<'_>, root: &Node, n: &Normalised) {
             if !st.configs.contains_key(&g.source) {
                 err(
                     at(&["configs"]),
-                    format!("service `{name}` uses config `{}`, which is not defined", g.source),
-                    Some(format!("add it under the top-level `configs:` ({})", defined(&st.configs))),
+                    format!(
+                        "service `{name}` uses config `{}`, which is not defined",
+                        g.source
+                    ),
+                    Some(format!(
+                        "add it under the top-level `configs:` ({})",
+                        defined(&st.configs)
+                    )),
                 );
             }
         }
@@ -117,7 +132,9 @@ pub fn validate(cx: &mut Ctx<'_>, root: &Node, n: &Normalised) {
                 if !st.services.contains_key(other) {
                     err(
                         at(&["network_mode"]),
-                        format!("service `{name}` shares the network of undefined service `{other}`"),
+                        format!(
+                            "service `{name}` shares the network of undefined service `{other}`"
+                        ),
                         None,
                     );
                 }
@@ -130,11 +147,17 @@ pub fn validate(cx: &mut Ctx<'_>, root: &Node, n: &Normalised) {
                     "service `{name}` sets `container_name` but runs {} replicas",
                     svc.deploy.replicas.unwrap_or(1)
                 ),
-                Some("a container name must be unique: remove `container_name` or use 1 replica".into()),
+                Some(
+                    "a container name must be unique: remove `container_name` or use 1 replica"
+                        .into(),
+                ),
             );
         }
         if svc.container_name.is_some()
-            && matches!(svc.deploy.mode, flotilla_spec::DeployMode::Global | flotilla_spec::DeployMode::GlobalJob)
+            && matches!(
+                svc.deploy.mode,
+                flotilla_spec::DeployMode::Global | flotilla_spec::DeployMode::GlobalJob
+            )
         {
             err(
                 at(&["container_name"]),
@@ -142,7 +165,10 @@ pub fn validate(cx: &mut Ctx<'_>, root: &Node, n: &Normalised) {
                 Some("remove `container_name`".into()),
             );
         }
-        if let (Some(r), Some(l)) = (svc.deploy.resources.reservations.memory, svc.deploy.resources.limits.memory) {
+        if let (Some(r), Some(l)) = (
+            svc.deploy.resources.reservations.memory,
+            svc.deploy.resources.limits.memory,
+        ) {
             if r > l {
                 err(
                     at(&["deploy", "resources", "reservations", "memory"]),
@@ -158,7 +184,9 @@ pub fn validate(cx: &mut Ctx<'_>, root: &Node, n: &Normalised) {
                     p.warning(format!(
                         "service `{name}`: `build` is recorded, but Flotilla does not build images"
                     ))
-                    .with_help("build and import the image first; the service needs its image to run"),
+                    .with_help(
+                        "build and import the image first; the service needs its image to run",
+                    ),
                 );
             }
         }
@@ -172,7 +200,10 @@ fn defined<T>(m: &BTreeMap<String, T>) -> String {
     if m.is_empty() {
         "none are defined".into()
     } else {
-        format!("defined: {}", m.keys().cloned().collect::<Vec<_>>().join(", "))
+        format!(
+            "defined: {}",
+            m.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
     }
 }
 
@@ -189,7 +220,11 @@ fn depends_on_cycles(cx: &mut Ctx<'_>, root: &Node, st: &Stack) {
         Grey,
         Black,
     }
-    let mut colour: HashMap<&str, Colour> = st.services.keys().map(|k| (k.as_str(), Colour::White)).collect();
+    let mut colour: HashMap<&str, Colour> = st
+        .services
+        .keys()
+        .map(|k| (k.as_str(), Colour::White))
+        .collect();
     for start in st.services.keys() {
         if colour[start.as_str()] != Colour::White {
             continue;
@@ -218,7 +253,8 @@ fn depends_on_cycles(cx: &mut Ctx<'_>, root: &Node, st: &Stack) {
                     }
                     Colour::Grey => {
                         let from = stack.iter().position(|(n, _, _)| *n == child).unwrap_or(0);
-                        let mut cycle: Vec<&str> = stack[from..].iter().map(|(n, _, _)| *n).collect();
+                        let mut cycle: Vec<&str> =
+                            stack[from..].iter().map(|(n, _, _)| *n).collect();
                         cycle.push(child);
                         let last = stack.last().map(|(n, _, _)| *n).unwrap_or(child);
                         let pos = service_pos(root, last, "depends_on");
@@ -243,7 +279,9 @@ fn duplicate_ports(cx: &mut Ctx<'_>, root: &Node, st: &Stack) {
     let mut seen: HashMap<(String, u16, flotilla_spec::Protocol), &str> = HashMap::new();
     for (name, svc) in &st.services {
         for p in &svc.ports {
-            let Some(published) = p.published else { continue };
+            let Some(published) = p.published else {
+                continue;
+            };
             let ip = p.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into());
             let key = (ip.clone(), published, p.protocol);
             match seen.get(&key) {
@@ -257,7 +295,9 @@ fn duplicate_ports(cx: &mut Ctx<'_>, root: &Node, st: &Stack) {
                         Some(pos) => pos.error(msg),
                         None => crate::diag::Diagnostic::error(msg),
                     };
-                    cx.errors.push(d.with_help("each host address/port/protocol can be published once; change one of them"));
+                    cx.errors.push(d.with_help(
+                        "each host address/port/protocol can be published once; change one of them",
+                    ));
                 }
                 None => {
                     seen.insert(key, name);

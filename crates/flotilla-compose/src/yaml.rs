@@ -117,7 +117,10 @@ pub enum MergeTag {
 pub enum Value {
     /// A scalar's text and whether it was a plain (unquoted) scalar; only
     /// plain scalars are resolved to null/bool/number.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     /// Key/value pairs in file order (keys unique).
     Map(Vec<(Node, Node)>),
@@ -352,7 +355,9 @@ impl Builder {
                     "document expands to more than {} nodes (aliases expanding too much?)",
                     self.limits.max_nodes
                 ))
-                .with_help("this looks like an alias bomb (\"billion laughs\"); Flotilla refuses it"),
+                .with_help(
+                    "this looks like an alias bomb (\"billion laughs\"); Flotilla refuses it",
+                ),
             );
             return Err(Stop);
         }
@@ -385,7 +390,9 @@ impl Builder {
                     let pos = self.pos(&span);
                     self.errors.push(
                         pos.error("a Compose file must hold exactly one YAML document")
-                            .with_help("remove the second `---` document or put it in its own file"),
+                            .with_help(
+                                "remove the second `---` document or put it in its own file",
+                            ),
                     );
                     return Err(Stop);
                 }
@@ -393,7 +400,8 @@ impl Builder {
             Event::Alias(id) => {
                 let pos = self.pos(&span);
                 let Some(target) = self.anchors.get(&id).cloned() else {
-                    self.errors.push(pos.error("alias refers to an unknown anchor"));
+                    self.errors
+                        .push(pos.error("alias refers to an unknown anchor"));
                     return Err(Stop);
                 };
                 self.count(target.size(), &pos)?;
@@ -485,7 +493,8 @@ impl Builder {
                     *pending = Some(node);
                 }
                 Some(key) => {
-                    let is_merge = matches!(&key.value, Value::Scalar { text, plain: true } if text == "<<");
+                    let is_merge =
+                        matches!(&key.value, Value::Scalar { text, plain: true } if text == "<<");
                     let dup = !is_merge
                         && entries
                             .iter()
@@ -496,7 +505,9 @@ impl Builder {
                             key.pos
                                 .error(format!("duplicate key `{name}`"))
                                 .with_label("defined again here")
-                                .with_help("each key may appear only once in a mapping; remove one"),
+                                .with_help(
+                                    "each key may appear only once in a mapping; remove one",
+                                ),
                         );
                     } else {
                         entries.push((key, node));
@@ -529,15 +540,16 @@ impl Builder {
                                 _ => self.errors.push(
                                     item.pos
                                         .error("a `<<` merge list may only contain mappings")
-                                        .with_help("write `<<: [*a, *b]` where each alias is a mapping"),
+                                        .with_help(
+                                            "write `<<: [*a, *b]` where each alias is a mapping",
+                                        ),
                                 ),
                             }
                         }
                     }
-                    _ => self.errors.push(
-                        v.pos
-                            .error("the value of a `<<` merge key must be a mapping or a list of mappings"),
-                    ),
+                    _ => self.errors.push(v.pos.error(
+                        "the value of a `<<` merge key must be a mapping or a list of mappings",
+                    )),
                 }
             } else {
                 explicit.push((k, v));
@@ -573,14 +585,24 @@ mod tests {
     #[test]
     fn keeps_positions() {
         let n = load("services:\n  web:\n    image: nginx\n").unwrap();
-        let image = n.get("services").unwrap().get("web").unwrap().get("image").unwrap();
+        let image = n
+            .get("services")
+            .unwrap()
+            .get("web")
+            .unwrap()
+            .get("image")
+            .unwrap();
         assert_eq!(image.as_str(), Some("nginx"));
-        assert_eq!((image.pos.line, image.pos.column, image.pos.width), (3, 12, 5));
+        assert_eq!(
+            (image.pos.line, image.pos.column, image.pos.width),
+            (3, 12, 5)
+        );
     }
 
     #[test]
     fn merge_keys_single_and_list() {
-        let n = load("a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*a, *b]\n  x: 9\n").unwrap();
+        let n =
+            load("a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*a, *b]\n  x: 9\n").unwrap();
         let c = n.get("c").unwrap();
         assert_eq!(c.get("x").unwrap().as_str(), Some("9"));
         assert_eq!(c.get("y").unwrap().as_str(), Some("1"));
@@ -599,7 +621,11 @@ mod tests {
             ));
         }
         let err = load(&text).unwrap_err();
-        assert!(err[0].message.contains("more than 1000000 nodes"), "{:?}", err[0]);
+        assert!(
+            err[0].message.contains("more than 1000000 nodes"),
+            "{:?}",
+            err[0]
+        );
     }
 
     #[test]
@@ -608,7 +634,11 @@ mod tests {
         let block: String = (0..300).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
         for text in [flow, block] {
             let err = load(&text).unwrap_err();
-            assert!(err[0].message.contains("nesting deeper than"), "{:?}", err[0]);
+            assert!(
+                err[0].message.contains("nesting deeper than"),
+                "{:?}",
+                err[0]
+            );
         }
     }
 
@@ -640,7 +670,13 @@ mod tests {
     #[test]
     fn bom_crlf_and_one_space_indent() {
         let n = load("\u{feff}services:\r\n web:\r\n  image: x\r\n").unwrap();
-        let image = n.get("services").unwrap().get("web").unwrap().get("image").unwrap();
+        let image = n
+            .get("services")
+            .unwrap()
+            .get("web")
+            .unwrap()
+            .get("image")
+            .unwrap();
         assert_eq!(image.as_str(), Some("x"));
         assert_eq!(image.pos.line, 3);
     }

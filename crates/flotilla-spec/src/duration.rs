@@ -121,7 +121,10 @@ impl FromStr for Duration {
                 frac_ns += (d - b'0') as u128 * scale;
             }
             total = total
-                .checked_add(int.checked_mul(factor as u128).ok_or_else(|| bad("too large"))?)
+                .checked_add(
+                    int.checked_mul(factor as u128)
+                        .ok_or_else(|| bad("too large"))?,
+                )
                 .and_then(|t| t.checked_add(frac_ns))
                 .ok_or_else(|| bad("too large"))?;
             rest = after;

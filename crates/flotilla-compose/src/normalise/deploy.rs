@@ -120,7 +120,9 @@ fn restart_policy(cx: &mut Ctx<'_>, node: &Node, c: &str, d: &mut Deploy) {
                         "none" => Ok(RestartCondition::None),
                         "on-failure" => Ok(RestartCondition::OnFailure),
                         "any" => Ok(RestartCondition::Any),
-                        _ => Err(format!("{t:?} is not a restart condition (expected none, on-failure or any)")),
+                        _ => Err(format!(
+                            "{t:?} is not a restart condition (expected none, on-failure or any)"
+                        )),
                     })
                     .unwrap_or(p.condition)
             }
@@ -154,7 +156,9 @@ fn update_config(cx: &mut Ctx<'_>, node: &Node, c: &str, u: &mut UpdateConfig) {
                         "continue" => Ok(FailureAction::Continue),
                         "rollback" => Ok(FailureAction::Rollback),
                         "pause" => Ok(FailureAction::Pause),
-                        _ => Err(format!("{t:?} is not a failure action (expected continue, rollback or pause)")),
+                        _ => Err(format!(
+                            "{t:?} is not a failure action (expected continue, rollback or pause)"
+                        )),
                     })
                     .unwrap_or(u.failure_action)
             }
@@ -163,7 +167,9 @@ fn update_config(cx: &mut Ctx<'_>, node: &Node, c: &str, u: &mut UpdateConfig) {
                     .parse_with(v, &c, |t| match t {
                         "start-first" => Ok(UpdateOrder::StartFirst),
                         "stop-first" => Ok(UpdateOrder::StopFirst),
-                        _ => Err(format!("{t:?} is not an update order (expected start-first or stop-first)")),
+                        _ => Err(format!(
+                            "{t:?} is not an update order (expected start-first or stop-first)"
+                        )),
                     })
                     .unwrap_or(u.order)
             }

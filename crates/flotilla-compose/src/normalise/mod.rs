@@ -36,7 +36,9 @@ impl Ctx<'_> {
         let found = node.kind();
         self.errors.push(
             node.pos
-                .error(format!("invalid `{context}`: expected {what}, found {found}"))
+                .error(format!(
+                    "invalid `{context}`: expected {what}, found {found}"
+                ))
                 .with_label(format!("expected {what}")),
         );
     }
@@ -190,7 +192,11 @@ impl Ctx<'_> {
             Value::Scalar { .. } if node.is_null() => Vec::new(),
             Value::Scalar { text, .. } if single_ok => vec![text.clone()],
             _ => {
-                let what = if single_ok { "a string or a list of strings" } else { "a list of strings" };
+                let what = if single_ok {
+                    "a string or a list of strings"
+                } else {
+                    "a list of strings"
+                };
                 self.expected(node, what, context);
                 Vec::new()
             }
@@ -199,7 +205,11 @@ impl Ctx<'_> {
 
     /// Compose's `list_or_dict`: `["K=V", "K"]` or `{K: V, K: null}`.
     /// Values that are numbers/booleans become their text.
-    pub fn list_or_dict(&mut self, node: &Node, context: &str) -> Vec<(String, Option<String>, Node)> {
+    pub fn list_or_dict(
+        &mut self,
+        node: &Node,
+        context: &str,
+    ) -> Vec<(String, Option<String>, Node)> {
         match &node.value {
             Value::Seq(items) => items
                 .iter()
@@ -243,9 +253,13 @@ impl Ctx<'_> {
 
     /// Resolve a host path against the project directory (`~` = HOME).
     pub fn host_path(&self, path: &str) -> String {
-        resolve_path(&self.project_dir, path, self.env.get("HOME").map(String::as_str))
-            .to_string_lossy()
-            .into_owned()
+        resolve_path(
+            &self.project_dir,
+            path,
+            self.env.get("HOME").map(String::as_str),
+        )
+        .to_string_lossy()
+        .into_owned()
     }
 
     /// Name of a top-level resource: `name:` or `<project>_<key>`.
@@ -291,9 +305,18 @@ mod tests {
     #[test]
     fn paths() {
         let base = Path::new("/proj/app");
-        assert_eq!(resolve_path(base, "./data", None), PathBuf::from("/proj/app/data"));
-        assert_eq!(resolve_path(base, "../x/./y", None), PathBuf::from("/proj/x/y"));
+        assert_eq!(
+            resolve_path(base, "./data", None),
+            PathBuf::from("/proj/app/data")
+        );
+        assert_eq!(
+            resolve_path(base, "../x/./y", None),
+            PathBuf::from("/proj/x/y")
+        );
         assert_eq!(resolve_path(base, "/abs", None), PathBuf::from("/abs"));
-        assert_eq!(resolve_path(base, "~/c", Some("/home/u")), PathBuf::from("/home/u/c"));
+        assert_eq!(
+            resolve_path(base, "~/c", Some("/home/u")),
+            PathBuf::from("/home/u/c")
+        );
     }
 }

@@ -6,9 +6,9 @@ use crate::keys;
 use crate::short;
 use crate::yaml::{Node, Value};
 use flotilla_spec::{
-    Autoscaling, BindOptions, Build, DependCondition, Dependency, Duration, ExposedPort,
-    FileGrant, FlotillaExt, HealthTest, Healthcheck, Logging, Mount, MountType, Port, PortMode,
-    Service, ServiceNetwork, TmpfsOptions, Ulimit, VolumeOptions,
+    Autoscaling, BindOptions, Build, DependCondition, Dependency, Duration, ExposedPort, FileGrant,
+    FlotillaExt, HealthTest, Healthcheck, Logging, Mount, MountType, Port, PortMode, Service,
+    ServiceNetwork, TmpfsOptions, Ulimit, VolumeOptions,
 };
 use std::collections::BTreeMap;
 
@@ -143,7 +143,9 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
             Some(_) => s.deploy.replicas = Some(n),
             None => cx.error(
                 node.pos
-                    .error(format!("`scale` cannot be used with a global deploy mode in {ctx}"))
+                    .error(format!(
+                        "`scale` cannot be used with a global deploy mode in {ctx}"
+                    ))
                     .with_help("remove `scale`, or use `mode: replicated`"),
             ),
         }
@@ -163,7 +165,8 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
         );
     }
     if s.networks.is_empty() && s.network_mode.is_none() {
-        s.networks.insert("default".into(), ServiceNetwork::default());
+        s.networks
+            .insert("default".into(), ServiceNetwork::default());
     }
     s
 }
@@ -309,7 +312,8 @@ fn long_port(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Vec<Port> {
                     match probe {
                         Ok(p) => Ok((p[0].published.unwrap_or(0), p[0].published.unwrap_or(0))),
                         Err(_) => {
-                            let r = short::ports(t).map_err(|e| e.replace("container", "published"))?;
+                            let r =
+                                short::ports(t).map_err(|e| e.replace("container", "published"))?;
                             Ok((r[0].target, r[r.len() - 1].target))
                         }
                     }
@@ -336,7 +340,10 @@ fn long_port(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Vec<Port> {
             "name" => template.name = cx.opt_string(v, c),
             "app_protocol" => {
                 template.app_protocol = cx.opt_string(v, c);
-                template.http = matches!(template.app_protocol.as_deref(), Some("http" | "http2" | "h2c"));
+                template.http = matches!(
+                    template.app_protocol.as_deref(),
+                    Some("http" | "http2" | "h2c")
+                );
             }
             _ => {}
         }
@@ -373,7 +380,10 @@ fn expose(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Vec<ExposedPort> {
     let nodes = node.as_seq().unwrap_or_default();
     for (i, text) in items.iter().enumerate() {
         match short::expose(text) {
-            Ok(ps) => out.extend(ps.into_iter().map(|(port, protocol)| ExposedPort { port, protocol })),
+            Ok(ps) => out.extend(
+                ps.into_iter()
+                    .map(|(port, protocol)| ExposedPort { port, protocol }),
+            ),
             Err(e) => {
                 let at = nodes.get(i).unwrap_or(node);
                 cx.error(at.pos.error(format!("invalid `{c}`: {e}")));
@@ -500,7 +510,10 @@ fn long_volume(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Mount> {
     if !m.target.starts_with('/') {
         cx.error(
             node.pos
-                .error(format!("`{c}` entry needs an absolute `target` path, found {:?}", m.target))
+                .error(format!(
+                    "`{c}` entry needs an absolute `target` path, found {:?}",
+                    m.target
+                ))
                 .with_help("the target is the path inside the container, e.g. /data"),
         );
         return None;
@@ -531,7 +544,9 @@ fn octal_mode(text: &str) -> Result<u32, String> {
     };
     match parsed {
         Ok(m) if m <= 0o7777 => Ok(m),
-        _ => Err(format!("{text:?} is not a file mode (expected octal such as 0440)")),
+        _ => Err(format!(
+            "{text:?} is not a file mode (expected octal such as 0440)"
+        )),
     }
 }
 
@@ -554,7 +569,9 @@ fn healthcheck(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Healthcheck> {
         match key {
             "test" => {
                 h.test = match &v.value {
-                    Value::Scalar { text, .. } if !v.is_null() => Some(HealthTest::Shell(text.clone())),
+                    Value::Scalar { text, .. } if !v.is_null() => {
+                        Some(HealthTest::Shell(text.clone()))
+                    }
                     Value::Seq(_) => {
                         let items = cx.string_list(v, c, false);
                         match short::health_test_list(&items) {
@@ -771,7 +788,9 @@ fn ulimits(cx: &mut Ctx<'_>, node: &Node, c: &str) -> BTreeMap<String, Ulimit> {
                     }
                 }
                 match (soft, hard) {
-                    (Some(soft), Some(hard)) if soft <= hard || hard == -1 => Some(Ulimit { soft, hard }),
+                    (Some(soft), Some(hard)) if soft <= hard || hard == -1 => {
+                        Some(Ulimit { soft, hard })
+                    }
                     (Some(soft), Some(hard)) => {
                         cx.error(v.pos.error(format!(
                             "invalid `{c}`: soft limit {soft} is greater than hard limit {hard}"

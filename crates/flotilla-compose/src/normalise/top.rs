@@ -23,10 +23,17 @@ pub fn stack(cx: &mut Ctx<'_>, root: &Node, profiles: &[String]) -> Normalised {
         ..Stack::default()
     };
     let mut inactive = BTreeSet::new();
-    let known: Vec<&str> = keys::TOP_ACTED.iter().chain(keys::TOP_NOT_ACTED).copied().collect();
+    let known: Vec<&str> = keys::TOP_ACTED
+        .iter()
+        .chain(keys::TOP_NOT_ACTED)
+        .copied()
+        .collect();
     let Some(entries) = root.as_map() else {
         cx.expected(root, "a mapping at the top of the file", "file");
-        return Normalised { stack: st, inactive };
+        return Normalised {
+            stack: st,
+            inactive,
+        };
     };
     for (k, v) in entries {
         let key = k.as_str().unwrap_or_default();
@@ -48,7 +55,10 @@ pub fn stack(cx: &mut Ctx<'_>, root: &Node, profiles: &[String]) -> Normalised {
                 for (sk, sv) in services {
                     let name = sk.as_str().unwrap_or_default();
                     if let Err(why) = check_name(name) {
-                        cx.error(sk.pos.error(format!("invalid service name {name:?}: {why}")));
+                        cx.error(
+                            sk.pos
+                                .error(format!("invalid service name {name:?}: {why}")),
+                        );
                         continue;
                     }
                     let svc = service(cx, name, sv);
@@ -81,7 +91,10 @@ pub fn stack(cx: &mut Ctx<'_>, root: &Node, profiles: &[String]) -> Normalised {
             _ => cx.unknown_key(k, key, &known, "the top level"),
         }
     }
-    let uses_default = st.services.values().any(|s| s.networks.contains_key("default"));
+    let uses_default = st
+        .services
+        .values()
+        .any(|s| s.networks.contains_key("default"));
     if uses_default && !st.networks.contains_key("default") {
         st.networks.insert(
             "default".into(),
@@ -91,7 +104,10 @@ pub fn stack(cx: &mut Ctx<'_>, root: &Node, profiles: &[String]) -> Normalised {
             },
         );
     }
-    Normalised { stack: st, inactive }
+    Normalised {
+        stack: st,
+        inactive,
+    }
 }
 
 /// A service is active when it has no profiles, or one of them is enabled
@@ -251,11 +267,16 @@ fn secret(cx: &mut Ctx<'_>, key: &str, node: &Node) -> Secret {
             _ => {}
         }
     }
-    let sources = [s.file.is_some(), s.environment.is_some(), s.external].iter().filter(|b| **b).count();
+    let sources = [s.file.is_some(), s.environment.is_some(), s.external]
+        .iter()
+        .filter(|b| **b)
+        .count();
     if sources != 1 && !(s.driver.is_some() && sources == 0) {
         cx.error(
             node.pos
-                .error(format!("secret `{key}` needs exactly one of `file`, `environment` or `external: true`"))
+                .error(format!(
+                    "secret `{key}` needs exactly one of `file`, `environment` or `external: true`"
+                ))
                 .with_help("e.g. `file: ./db_password.txt`"),
         );
     }
@@ -284,10 +305,15 @@ fn config(cx: &mut Ctx<'_>, key: &str, node: &Node) -> Config {
             _ => {}
         }
     }
-    let sources = [s.file.is_some(), s.environment.is_some(), s.content.is_some(), s.external]
-        .iter()
-        .filter(|b| **b)
-        .count();
+    let sources = [
+        s.file.is_some(),
+        s.environment.is_some(),
+        s.content.is_some(),
+        s.external,
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if sources != 1 {
         cx.error(
             node.pos
