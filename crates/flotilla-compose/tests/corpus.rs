@@ -27,13 +27,19 @@ fn check_outcome(
         }
         (Err(diags), false) => {
             if !diags.0.iter().any(|d| d.severity == Severity::Error) {
-                return Some(format!("{label}: rejected without any error diagnostic: {diags:?}"));
+                return Some(format!(
+                    "{label}: rejected without any error diagnostic: {diags:?}"
+                ));
             }
-            golden::check(golden_path, &diags.render(false)).err()
+            golden::check(golden_path, &(diags.render(false) + "\n")).err()
         }
         (Ok(loaded), false) => Some(format!(
             "{label}: expected rejection, but it loaded (warnings: {:?}); services: {:?}",
-            loaded.warnings.iter().map(|w| &w.message).collect::<Vec<_>>(),
+            loaded
+                .warnings
+                .iter()
+                .map(|w| &w.message)
+                .collect::<Vec<_>>(),
             loaded.stack.services.keys().collect::<Vec<_>>()
         )),
         (Err(diags), true) => Some(format!(
@@ -46,11 +52,24 @@ fn check_outcome(
 fn run_category(category: Category) {
     let mut failures = Vec::new();
     let cases = yml_files(&category.dir());
-    assert!(!cases.is_empty(), "no cases in {}", category.dir().display());
+    assert!(
+        !cases.is_empty(),
+        "no cases in {}",
+        category.dir().display()
+    );
     for case in &cases {
-        let label = format!("{}/{}", category.dir_name(), case.file_name().unwrap().to_string_lossy());
+        let label = format!(
+            "{}/{}",
+            category.dir_name(),
+            case.file_name().unwrap().to_string_lossy()
+        );
         let outcome = load(&single_options(case));
-        if let Some(failure) = check_outcome(&label, &outcome, category.flotilla_accepts(), &category.golden_path(case)) {
+        if let Some(failure) = check_outcome(
+            &label,
+            &outcome,
+            category.flotilla_accepts(),
+            &category.golden_path(case),
+        ) {
             failures.push(failure);
         }
     }
@@ -81,7 +100,11 @@ fn semantic_invalid_cases_are_rejected_with_golden_diagnostics() {
 #[test]
 fn multi_file_cases_match_expectation_and_golden() {
     let cases = multi_cases();
-    assert!(cases.len() >= 10, "multi-file corpus shrank to {}", cases.len());
+    assert!(
+        cases.len() >= 10,
+        "multi-file corpus shrank to {}",
+        cases.len()
+    );
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|case| {
@@ -130,11 +153,22 @@ fn load_str_agrees_with_load_on_valid_cases() {
 #[test]
 fn valid_stacks_round_trip_through_json() {
     for case in yml_files(&Category::Valid.dir()) {
-        let Ok(loaded) = load(&single_options(&case)) else { continue };
+        let Ok(loaded) = load(&single_options(&case)) else {
+            continue;
+        };
         let json = serde_json::to_string(&loaded.stack).expect("Stack serialises");
-        let back: flotilla_spec::Stack = serde_json::from_str(&json)
-            .unwrap_or_else(|e| panic!("{}: Stack does not deserialise its own JSON: {e}", case.display()));
-        assert_eq!(back, loaded.stack, "{}: round trip changed the stack", case.display());
+        let back: flotilla_spec::Stack = serde_json::from_str(&json).unwrap_or_else(|e| {
+            panic!(
+                "{}: Stack does not deserialise its own JSON: {e}",
+                case.display()
+            )
+        });
+        assert_eq!(
+            back,
+            loaded.stack,
+            "{}: round trip changed the stack",
+            case.display()
+        );
     }
 }
 
@@ -152,10 +186,15 @@ fn structural_errors_are_located_in_the_case_file() {
         if name == "empty-file.yml" {
             continue; // nothing to point at
         }
-        let Err(diags) = load(&single_options(&case)) else { continue };
+        let Err(diags) = load(&single_options(&case)) else {
+            continue;
+        };
         for d in diags.0.iter().filter(|d| d.is_error()) {
             if !d.file.ends_with(&name) || d.line == 0 || d.column == 0 {
-                failures.push(format!("{name}: diagnostic not located: {}:{}:{} {}", d.file, d.line, d.column, d.message));
+                failures.push(format!(
+                    "{name}: diagnostic not located: {}:{}:{} {}",
+                    d.file, d.line, d.column, d.message
+                ));
             }
         }
     }
@@ -164,19 +203,32 @@ fn structural_errors_are_located_in_the_case_file() {
 
 #[test]
 fn unknown_key_suggests_the_known_one() {
-    let diags = load_case(Category::Invalid, "unknown-key-service.yml").expect_err("unknown key is an error");
-    let d = diags.0.iter().find(|d| d.message.contains("imag")).expect("a diagnostic names the unknown key");
+    let diags = load_case(Category::Invalid, "unknown-key-service.yml")
+        .expect_err("unknown key is an error");
+    let d = diags
+        .0
+        .iter()
+        .find(|d| d.message.contains("imag"))
+        .expect("a diagnostic names the unknown key");
     assert_eq!((d.line, d.column), (3, 5), "points at `imag`");
     let help = d.help.as_deref().unwrap_or_default();
-    assert!(help.contains("image"), "help should suggest `image`, got {help:?}");
+    assert!(
+        help.contains("image"),
+        "help should suggest `image`, got {help:?}"
+    );
 
-    let diags = load_case(Category::Invalid, "unknown-key-top-level.yml").expect_err("unknown key is an error");
-    assert!(diags.render(false).contains("services"), "should suggest `services`:\n{diags}");
+    let diags = load_case(Category::Invalid, "unknown-key-top-level.yml")
+        .expect_err("unknown key is an error");
+    assert!(
+        diags.render(false).contains("services"),
+        "should suggest `services`:\n{diags}"
+    );
 }
 
 #[test]
 fn required_variable_error_carries_the_message_from_the_file() {
-    let diags = load_case(Category::SemanticInvalid, "missing-required-variable.yml").expect_err("unset :? variable");
+    let diags = load_case(Category::SemanticInvalid, "missing-required-variable.yml")
+        .expect_err("unset :? variable");
     let text = diags.render(false);
     assert!(text.contains("set DB_PASSWORD in .env"), "{text}");
     assert!(text.contains("DB_PASSWORD"), "{text}");
@@ -184,7 +236,8 @@ fn required_variable_error_carries_the_message_from_the_file() {
 
 #[test]
 fn undefined_reference_suggests_the_defined_name() {
-    let diags = load_case(Category::SemanticInvalid, "undefined-network.yml").expect_err("undefined network");
+    let diags = load_case(Category::SemanticInvalid, "undefined-network.yml")
+        .expect_err("undefined network");
     let text = diags.render(false);
     assert!(text.contains("bakc") && text.contains("back"), "{text}");
 }
@@ -194,15 +247,22 @@ fn cycle_error_names_every_service_in_the_cycle() {
     let diags = load_case(Category::SemanticInvalid, "depends-on-cycle.yml").expect_err("cycle");
     let text = diags.render(false);
     for service in ["a", "b", "c"] {
-        assert!(text.contains(&format!("`{service}`")) || text.contains(&format!("{service} ")), "{text}");
+        assert!(
+            text.contains(&format!("`{service}`")) || text.contains(&format!("{service} ")),
+            "{text}"
+        );
     }
 }
 
 #[test]
 fn obsolete_version_is_a_warning_not_an_error() {
-    let loaded = load_case(Category::Valid, "version-obsolete.yml").expect("version is only obsolete");
+    let loaded =
+        load_case(Category::Valid, "version-obsolete.yml").expect("version is only obsolete");
     assert!(
-        loaded.warnings.iter().any(|w| w.severity == Severity::Warning && w.message.contains("version")),
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.severity == Severity::Warning && w.message.contains("version")),
         "warnings: {:?}",
         loaded.warnings
     );
@@ -214,7 +274,10 @@ fn all_errors_are_reported_at_once() {
     let opts = single_options(&Category::Valid.dir().join("inline.yml"));
     let diags = load_str("inline.yml", source, &opts).expect_err("three errors");
     let errors = diags.0.iter().filter(|d| d.is_error()).count();
-    assert!(errors >= 2, "expected every independent error, got {errors}:\n{diags}");
+    assert!(
+        errors >= 2,
+        "expected every independent error, got {errors}:\n{diags}"
+    );
 }
 
 #[test]
@@ -222,7 +285,8 @@ fn loading_is_deterministic() {
     let case = Category::Valid.dir().join("deploy-full.yml");
     let first = serde_json::to_string(&load(&single_options(&case)).expect("loads").stack).unwrap();
     for _ in 0..3 {
-        let again = serde_json::to_string(&load(&single_options(&case)).expect("loads").stack).unwrap();
+        let again =
+            serde_json::to_string(&load(&single_options(&case)).expect("loads").stack).unwrap();
         assert_eq!(first, again);
     }
 }

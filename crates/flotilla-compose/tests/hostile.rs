@@ -20,8 +20,14 @@ fn options() -> LoadOptions {
 
 fn assert_rejected(what: &str, source: &str) {
     match load_str(what, source, &options()) {
-        Ok(loaded) => panic!("{what}: loaded {} services instead of an error", loaded.stack.services.len()),
-        Err(diags) => assert!(diags.0.iter().any(|d| d.is_error()), "{what}: no error diagnostic"),
+        Ok(loaded) => panic!(
+            "{what}: loaded {} services instead of an error",
+            loaded.stack.services.len()
+        ),
+        Err(diags) => assert!(
+            diags.0.iter().any(|d| d.is_error()),
+            "{what}: no error diagnostic"
+        ),
     }
 }
 
@@ -62,7 +68,10 @@ fn billion_laughs_alias_bomb_is_rejected() {
     let mut source = String::from("x-0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for level in 1..=9 {
         let prev = format!("*l{}", level - 1);
-        source.push_str(&format!("x-{level}: &l{level} [{}]\n", vec![prev; 10].join(", ")));
+        source.push_str(&format!(
+            "x-{level}: &l{level} [{}]\n",
+            vec![prev; 10].join(", ")
+        ));
     }
     source.push_str("services:\n  web:\n    image: nginx\n    labels:\n      bomb: *l9\n");
     assert_rejected("alias-bomb.yml", &source);
@@ -101,8 +110,14 @@ fn twenty_mib_file_is_rejected() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("huge.yml");
     std::fs::write(&path, twenty_mib_stack()).expect("write the big file");
-    let opts = LoadOptions { files: vec![path], ..options() };
-    assert!(load(&opts).is_err(), "a 20 MiB stack file should be refused");
+    let opts = LoadOptions {
+        files: vec![path],
+        ..options()
+    };
+    assert!(
+        load(&opts).is_err(),
+        "a 20 MiB stack file should be refused"
+    );
 }
 
 #[test]
@@ -110,23 +125,42 @@ fn invalid_utf8_file_is_an_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("latin1.yml");
     std::fs::write(&path, b"services:\n  web:\n    image: caf\xe9\n").expect("write");
-    let opts = LoadOptions { files: vec![path], ..options() };
+    let opts = LoadOptions {
+        files: vec![path],
+        ..options()
+    };
     assert!(load(&opts).is_err(), "invalid UTF-8 must be an error");
 }
 
 #[test]
 fn control_characters_and_nul_do_not_panic() {
-    let _ = load_str("nul.yml", "services:\n  web:\n    image: \"a\u{0}b\"\n", &options());
-    let _ = load_str("ctrl.yml", "services:\n  \u{1}web:\n    image: x\n", &options());
+    let _ = load_str(
+        "nul.yml",
+        "services:\n  web:\n    image: \"a\u{0}b\"\n",
+        &options(),
+    );
+    let _ = load_str(
+        "ctrl.yml",
+        "services:\n  \u{1}web:\n    image: x\n",
+        &options(),
+    );
     assert_rejected("only-nul.yml", "\u{0}\u{0}\u{0}");
 }
 
 #[test]
 fn many_interpolations_and_long_default_chains_do_not_blow_up() {
     let nested = format!("{}x{}", "${U:-".repeat(500), "}".repeat(500));
-    let _ = load_str("nested-defaults.yml", &format!("services:\n  web:\n    image: \"{nested}\"\n"), &options());
+    let _ = load_str(
+        "nested-defaults.yml",
+        &format!("services:\n  web:\n    image: \"{nested}\"\n"),
+        &options(),
+    );
     let many = "${TAG}".repeat(100_000);
-    let _ = load_str("many.yml", &format!("services:\n  web:\n    image: \"{many}\"\n"), &options());
+    let _ = load_str(
+        "many.yml",
+        &format!("services:\n  web:\n    image: \"{many}\"\n"),
+        &options(),
+    );
 }
 
 #[test]
@@ -135,6 +169,14 @@ fn generated_thousand_service_stack_loads() {
     let loaded = load_str("generated.yml", &source, &options())
         .unwrap_or_else(|diags| panic!("generated stack rejected:\n{diags}"));
     assert_eq!(loaded.stack.services.len(), 1_000);
-    assert_eq!(loaded.stack.networks.keys().filter(|n| n.starts_with("tier")).count(), 4);
+    assert_eq!(
+        loaded
+            .stack
+            .networks
+            .keys()
+            .filter(|n| n.starts_with("tier"))
+            .count(),
+        4
+    );
     assert_eq!(loaded.stack.volumes.len(), 100);
 }

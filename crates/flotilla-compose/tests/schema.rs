@@ -25,7 +25,11 @@ fn schema_verdicts_match_single_file_categories() {
                     "{}/{}: expected the schema to {}, got {:?}",
                     category.dir_name(),
                     case.file_name().unwrap().to_string_lossy(),
-                    if category.schema_accepts() { "accept" } else { "reject" },
+                    if category.schema_accepts() {
+                        "accept"
+                    } else {
+                        "reject"
+                    },
                     verdict
                 ));
             }

@@ -27,7 +27,11 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 3] = [Category::Valid, Category::Invalid, Category::SemanticInvalid];
+    pub const ALL: [Category; 3] = [
+        Category::Valid,
+        Category::Invalid,
+        Category::SemanticInvalid,
+    ];
 
     pub fn dir_name(self) -> &'static str {
         match self {
@@ -53,7 +57,11 @@ impl Category {
     /// `.txt` (rendered diagnostics) when rejected.
     pub fn golden_path(self, case: &Path) -> PathBuf {
         let stem = case.file_stem().expect("case file has a name");
-        let ext = if self.flotilla_accepts() { "json" } else { "txt" };
+        let ext = if self.flotilla_accepts() {
+            "json"
+        } else {
+            "txt"
+        };
         crate_dir()
             .join("tests/golden")
             .join(self.dir_name())
@@ -113,8 +121,11 @@ pub struct MultiCase {
 
 impl MultiCase {
     pub fn golden_path(&self) -> PathBuf {
-        self.dir
-            .join(if self.expect_accept { "expected.json" } else { "expected.txt" })
+        self.dir.join(if self.expect_accept {
+            "expected.json"
+        } else {
+            "expected.txt"
+        })
     }
 
     /// Every YAML file of the case, in subdirectories too (for the per-file schema check).
@@ -149,7 +160,11 @@ pub fn multi_cases() -> Vec<MultiCase> {
 }
 
 fn multi_case(dir: &Path) -> MultiCase {
-    let name = dir.file_name().expect("case dir name").to_string_lossy().into_owned();
+    let name = dir
+        .file_name()
+        .expect("case dir name")
+        .to_string_lossy()
+        .into_owned();
     let spec_path = dir.join("case.json");
     let spec: Value = if spec_path.exists() {
         let text = std::fs::read_to_string(&spec_path).expect("read case.json");
@@ -181,7 +196,12 @@ fn multi_case(dir: &Path) -> MultiCase {
     let mut environment = fixed_env();
     if let Some(extra) = spec.get("environment").and_then(Value::as_object) {
         for (k, v) in extra {
-            environment.insert(k.clone(), v.as_str().expect("environment values are strings").to_string());
+            environment.insert(
+                k.clone(),
+                v.as_str()
+                    .expect("environment values are strings")
+                    .to_string(),
+            );
         }
     }
     let options = LoadOptions {

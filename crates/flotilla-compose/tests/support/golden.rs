@@ -17,10 +17,14 @@ pub fn check(golden: &Path, actual: &str) -> Result<(), String> {
     if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
         std::fs::create_dir_all(golden.parent().expect("golden has a parent"))
             .map_err(|e| e.to_string())?;
-        return std::fs::write(golden, actual).map_err(|e| format!("write {}: {e}", golden.display()));
+        return std::fs::write(golden, actual)
+            .map_err(|e| format!("write {}: {e}", golden.display()));
     }
     let expected = std::fs::read_to_string(golden).map_err(|e| {
-        format!("read {}: {e} (run with UPDATE_GOLDEN=1 to create it)", golden.display())
+        format!(
+            "read {}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            golden.display()
+        )
     })?;
     if expected == actual {
         return Ok(());

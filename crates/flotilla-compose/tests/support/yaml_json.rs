@@ -24,7 +24,9 @@ fn convert(value: Yaml) -> Result<Json, String> {
         Yaml::Bool(b) => Json::Bool(b),
         Yaml::Number(n) => number(&n)?,
         Yaml::String(s) => Json::String(s),
-        Yaml::Sequence(items) => Json::Array(items.into_iter().map(convert).collect::<Result<_, _>>()?),
+        Yaml::Sequence(items) => {
+            Json::Array(items.into_iter().map(convert).collect::<Result<_, _>>()?)
+        }
         Yaml::Mapping(entries) => {
             let mut map = Map::new();
             for (key, value) in entries {
