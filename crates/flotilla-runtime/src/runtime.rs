@@ -389,6 +389,11 @@ impl Runtime {
             cmd.stdout(Stdio::null()).stderr(Stdio::null());
         }
         cmd.stdin(Stdio::null());
+        // libcgroups warns about every controller this host lacks; in attach
+        // mode that would land on the user's terminal.
+        if std::env::var_os("FLOTILLA_LOG").is_none() {
+            cmd.env("FLOTILLA_LOG", "error");
+        }
         let (read, write) = status_pipe(&mut cmd)?;
         let mut child = cmd
             .spawn()
@@ -599,6 +604,10 @@ impl Runtime {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Library diagnostics must not mix into the command's captured stderr.
+        if std::env::var_os("FLOTILLA_LOG").is_none() {
+            cmd.env("FLOTILLA_LOG", "off");
+        }
         let (mut read, write) = status_pipe(&mut cmd)?;
         let child = cmd
             .spawn()
