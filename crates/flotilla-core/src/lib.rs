@@ -7,6 +7,8 @@
 //! exhaustively, like the scheduler.
 
 pub mod deps;
+pub mod keys;
+pub mod objects;
 pub mod plan;
 pub mod reconcile;
 pub mod restart;
