@@ -135,7 +135,7 @@ fn bars(
         .iter()
         .flat_map(|s| s.values.iter().flatten().copied())
         .fold(0.0, f64::max);
-    let ymax = if ymax > 0.0 { ymax * 1.18 } else { 1.0 };
+    let ymax = if ymax > 0.0 { ymax * 1.3 } else { 1.0 };
     let ncat = categories.len().max(1) as f64;
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;

@@ -528,3 +528,34 @@ fn memory(
     ));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_config_sets_args_root_and_terminal_but_keeps_namespaces() {
+        let spec = serde_json::json!({
+            "process": {"terminal": true, "args": ["sh"], "cwd": "/"},
+            "root": {"path": "rootfs", "readonly": false},
+            "linux": {"namespaces": [{"type": "network"}, {"type": "pid"}]}
+        });
+        let out = bundle_config(spec, Path::new("/b/rootfs"), &["/bin/busybox", "true"]).unwrap();
+        assert_eq!(
+            out["process"]["args"],
+            serde_json::json!(["/bin/busybox", "true"])
+        );
+        assert_eq!(out["process"]["terminal"], false);
+        assert_eq!(out["process"]["cwd"], "/");
+        assert_eq!(
+            out["root"],
+            serde_json::json!({"path": "/b/rootfs", "readonly": true})
+        );
+        assert_eq!(out["linux"]["namespaces"][0]["type"], "network");
+    }
+
+    #[test]
+    fn bundle_config_refuses_non_objects() {
+        assert!(bundle_config(serde_json::json!([1]), Path::new("/r"), &["x"]).is_err());
+    }
+}

@@ -85,6 +85,7 @@ fn main() -> ExitCode {
         flotilla: cli.flotilla,
         testserver: cli.testserver,
     };
+    let load_before = loadavg();
     let (name, outcome) = match cli.cmd {
         Cmd::ContainerStart => ("container-start", container_start::run(&ctx)),
         Cmd::ComposeConfig => ("compose-config", compose_config::run(&ctx)),
@@ -105,7 +106,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    let (res, code) = match outcome {
+    let (mut res, code) = match outcome {
         Ok(r) => (r, ExitCode::SUCCESS),
         Err(e) => {
             eprintln!("flotilla-bench {name}: error: {e:#}");
@@ -114,11 +115,24 @@ fn main() -> ExitCode {
             (r, ExitCode::FAILURE)
         }
     };
+    res.method.push(format!(
+        "Machine load (1-minute load average over {} CPUs): {load_before} at start, {} at end; other work on the machine shows up as spread.",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg()
+    ));
     if let Err(e) = res.finish(&cli.work_dir) {
         eprintln!("flotilla-bench {name}: error: {e:#}");
         return ExitCode::FAILURE;
     }
     code
+}
+
+/// The 1-minute load average, as /proc/loadavg prints it.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn scale(ctx: &Ctx) -> BenchResult {
