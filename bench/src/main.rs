@@ -57,6 +57,11 @@ enum Cmd {
     Proxy,
     /// Scheduler placement at scale (skipped: the scheduler does not exist yet).
     Scale,
+    /// Print the generated stack file compose-config uses (to reproduce it by hand).
+    StackFile {
+        #[arg(long, default_value_t = compose_config::SERVICES)]
+        services: usize,
+    },
     /// Merge the work dir's fragments into `<out-dir>/<stem>.{md,json}` and charts.
     Report {
         #[arg(long)]
@@ -91,6 +96,10 @@ fn main() -> ExitCode {
         Cmd::ComposeConfig => ("compose-config", compose_config::run(&ctx)),
         Cmd::Proxy => ("proxy", proxy::run(&ctx)),
         Cmd::Scale => ("scale", Ok(scale(&ctx))),
+        Cmd::StackFile { services } => {
+            print!("{}", stackgen::stack_yaml(services));
+            return ExitCode::SUCCESS;
+        }
         Cmd::Report {
             out_dir,
             stem,
