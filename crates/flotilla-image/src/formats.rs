@@ -89,8 +89,12 @@ struct DockerManifestEntry {
 /// Plan the import of a `docker save` archive.
 pub(crate) fn plan_docker_save(source: &Source) -> Result<Plan> {
     let bytes = source.read_small("manifest.json", MAX_JSON_BYTES)?;
-    let entries: Vec<DockerManifestEntry> =
-        serde_json::from_slice(&bytes).map_err(|e| ImageError::malformed("manifest.json", e))?;
+    let entries: Vec<DockerManifestEntry> = serde_json::from_slice(&bytes).map_err(|e| {
+        ImageError::malformed(
+            "manifest.json",
+            format!("not a docker save manifest (expected a JSON list of images): {e}"),
+        )
+    })?;
     let entry = match entries.len() {
         1 => entries.into_iter().next().expect("one entry"),
         0 => return Err(ImageError::malformed("manifest.json", "lists no image")),
@@ -150,8 +154,8 @@ pub(crate) fn plan_oci_layout(source: &Source) -> Result<Plan> {
         ));
     }
     let index_bytes = source.read_small("index.json", MAX_JSON_BYTES)?;
-    let index: ImageIndex =
-        serde_json::from_slice(&index_bytes).map_err(|e| ImageError::malformed("index.json", e))?;
+    let index: ImageIndex = serde_json::from_slice(&index_bytes)
+        .map_err(|e| ImageError::malformed("index.json", format!("not an OCI image index: {e}")))?;
     let top = choose_manifest(index.manifests(), "index.json")?;
     let names = descriptor_names(top);
     let manifest_descriptor = if is_index(top.media_type()) {

@@ -123,6 +123,7 @@ impl ImageStore {
     pub fn import_with(&self, path: &Path, options: &ImportOptions) -> Result<ImageSummary> {
         let explicit_name = options.name.as_deref().map(normalize_name).transpose()?;
         let _lock = self.lock()?;
+        self.sweep_stale_staging();
         let staging = tempfile::Builder::new()
             .prefix("import-")
             .tempdir_in(self.tmp_dir())
@@ -417,6 +418,7 @@ impl ImageStore {
     /// layers are that container's overlayfs lowerdirs.
     pub fn remove(&self, reference: &str) -> Result<RemoveOutcome> {
         let _lock = self.lock()?;
+        self.sweep_stale_staging();
         let mut catalog = Catalog::load(&self.images_dir())?;
         let by_name = normalize_name(reference)
             .ok()
@@ -577,6 +579,27 @@ impl ImageStore {
         self.data_dir.join("tmp")
     }
 
+    /// Remove what interrupted imports or removals left in `tmp/`. Only
+    /// called with the store lock held: every import and removal holds it for
+    /// its whole run, so nothing in `tmp/` can be in use now.
+    fn sweep_stale_staging(&self) {
+        let Ok(entries) = fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let stale = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("import-") || n.starts_with("removed-"));
+            if stale {
+                if let Err(e) = remove_tree(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove stale staging files");
+                }
+            }
+        }
+    }
+
     /// Exclusive store lock (flock on `images/lock`): one writer at a time,
     /// across threads and processes. Released when the guard drops.
     fn lock(&self) -> Result<Flock<File>> {
@@ -720,7 +743,9 @@ fn tar_directory(dir: &Path, dest: &Path) -> Result<()> {
 }
 
 fn parse_config(bytes: &[u8]) -> Result<ImageConfiguration> {
-    serde_json::from_slice(bytes).map_err(|e| ImageError::malformed("image config", e))
+    serde_json::from_slice(bytes).map_err(|e| {
+        ImageError::malformed("image config", format!("not a valid OCI image config: {e}"))
+    })
 }
 
 fn build_manifest(

@@ -567,3 +567,76 @@ fn make_writable(path: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_testkit::tarball::TarBuf;
+
+    fn unpack(bytes: &[u8], as_root: bool) -> (tempfile::TempDir, Result<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = UnpackOptions {
+            layer: "test-layer",
+            as_root,
+            max_entry_size: None,
+        };
+        let result = unpack_layer(bytes, dir.path(), &opts);
+        (dir, result)
+    }
+
+    #[test]
+    fn device_nodes_and_whiteouts_need_root() {
+        let mut tar = TarBuf::new();
+        tar.dir("dev").char_device("dev/null", 1, 3);
+        let (_dir, result) = unpack(&tar.finish(), false);
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains("dev/null") && err.contains("only root"),
+            "{err}"
+        );
+
+        let mut tar = TarBuf::new();
+        tar.dir("etc").file("etc/.wh.passwd", b"");
+        let (_dir, result) = unpack(&tar.finish(), false);
+        let err = result.unwrap_err();
+        assert!(matches!(err, ImageError::NeedsRoot(_)), "{err}");
+        assert!(err.to_string().contains("etc/.wh.passwd"), "{err}");
+    }
+
+    #[test]
+    fn truncated_entry_inside_a_stream_is_refused_by_name() {
+        let mut tar = TarBuf::new();
+        tar.file("ok", b"fine")
+            .file_declaring("short.bin", 4096, &[1u8; 1024]);
+        let (_dir, result) = unpack(&tar.finish_truncated(), true);
+        let err = result.unwrap_err().to_string();
+        assert!(
+            err.contains("short.bin") && err.contains("truncated"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn later_entries_replace_earlier_ones_and_whiteouts_become_devices() {
+        use std::os::unix::fs::FileTypeExt;
+        let mut tar = TarBuf::new();
+        tar.file("a", b"one")
+            .file("a", b"two")
+            .dir("d")
+            .file("d/x", b"x")
+            .file("d/.wh.gone", b"")
+            .file("d/.wh..wh..opq", b"");
+        let (dir, result) = unpack(&tar.finish(), true);
+        result.unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("a")).unwrap(), "two");
+        let gone = fs::symlink_metadata(dir.path().join("d/gone")).unwrap();
+        assert!(gone.file_type().is_char_device());
+        assert_eq!(
+            xattr::get(dir.path().join("d"), "trusted.overlay.opaque")
+                .unwrap()
+                .as_deref(),
+            Some(&b"y"[..])
+        );
+        assert!(!dir.path().join("d/.wh.gone").exists());
+    }
+}

@@ -328,3 +328,16 @@ fn remove_untags_then_deletes_unshared_blobs_and_layers() {
     );
     assert!(staging_leftovers(&data).is_empty());
 }
+
+#[test]
+fn leftovers_of_an_interrupted_import_are_swept_by_the_next_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let store = ImageStore::open(&data).unwrap();
+    let stale = data.join("tmp/import-killed/layer-0/bin");
+    fs::create_dir_all(&stale).unwrap();
+    fs::write(stale.join("half-written"), b"x").unwrap();
+    let (tiny, _) = kit::tiny_docker_save(tmp.path());
+    store.import(&tiny, None).unwrap();
+    assert!(staging_leftovers(&data).is_empty());
+}
