@@ -290,3 +290,14 @@ fn loading_is_deterministic() {
         assert_eq!(first, again);
     }
 }
+
+/// Compose keeps an interpolation that yields nothing as the empty string;
+/// null would mean "take the value from the host environment" instead.
+#[test]
+fn value_interpolated_to_empty_stays_an_empty_string() {
+    let source = "services:\n  web:\n    image: web\n    environment:\n      A: ${EMPTY}\n      B: ${NOT_SET:+x}\n      C: ${EMPTY-default}\n";
+    let opts = single_options(&Category::Valid.dir().join("inline.yml"));
+    let loaded = load_str("inline.yml", source, &opts).expect("loads");
+    let env = serde_json::to_value(&loaded.stack.services["web"].environment).unwrap();
+    assert_eq!(env, serde_json::json!({"A": "", "B": "", "C": ""}));
+}
