@@ -7,6 +7,15 @@
 //! to `ip`. The API is blocking: each call runs its netlink work on a private
 //! current-thread tokio runtime in a thread of its own.
 //!
+//! Host-wide facts callers must know:
+//! - Namespace files live in `/run/flotilla/netns/<container-id>` and host
+//!   veths are named `vfl<first 8 hex of sha256(container-id)>`, so container
+//!   ids must be unique on the host, across data directories.
+//! - Bridges carry no NAT and Flotilla changes no sysctl: containers reach
+//!   each other and the bridge's gateway address, not the outside world.
+//! - A bridge subnet overlapping an address on another host interface is
+//!   refused; parallel tests need distinct subnets as well as bridge names.
+//!
 //! ```no_run
 //! use flotilla_net::{BridgeNetwork, NetManager, NetworkMode, write_etc_files};
 //! # fn main() -> flotilla_net::Result<()> {
