@@ -53,11 +53,50 @@ pub(crate) fn decoder<'a, R: BufRead + 'a>(
     Ok(match compression {
         Compression::None => Box::new(input),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
-        Compression::Zstd => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(input)
-                .map_err(|e| ImageError::malformed(what, format!("bad zstd stream: {e}")))?,
-        ),
+        Compression::Zstd => Box::new(ZstdFrames::new(input, what)?),
     })
+}
+
+/// Decodes every zstd frame in a stream: `zstd -T0` and pzstd write several
+/// frames, while ruzstd's streaming decoder stops after one.
+struct ZstdFrames<R: BufRead> {
+    decoder: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+}
+
+impl<R: BufRead> ZstdFrames<R> {
+    fn new(input: R, what: &str) -> Result<Self> {
+        let decoder = ruzstd::decoding::StreamingDecoder::new(input)
+            .map_err(|e| ImageError::malformed(what, format!("bad zstd stream: {e}")))?;
+        Ok(ZstdFrames {
+            decoder: Some(decoder),
+        })
+    }
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(decoder) = self.decoder.as_mut() else {
+                return Ok(0);
+            };
+            let n = decoder.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // End of a frame: another frame follows unless the input is exhausted.
+            let (mut input, frame_decoder) =
+                self.decoder.take().expect("decoder present").into_parts();
+            if input.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            let decoder =
+                ruzstd::decoding::StreamingDecoder::new_with_decoder(input, frame_decoder)
+                    .map_err(|e| {
+                        io::Error::new(io::ErrorKind::InvalidData, format!("bad zstd frame: {e}"))
+                    })?;
+            self.decoder = Some(decoder);
+        }
+    }
 }
 
 /// What the archive promises about a layer; checked after the pass.

@@ -341,3 +341,27 @@ fn leftovers_of_an_interrupted_import_are_swept_by_the_next_one() {
     store.import(&tiny, None).unwrap();
     assert!(staging_leftovers(&data).is_empty());
 }
+
+#[test]
+fn imports_a_multi_frame_zstd_rootfs_to_the_same_layer_as_the_plain_tar() {
+    use ruzstd::encoding::{compress_to_vec, CompressionLevel};
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs_tar = kit::busybox_rootfs_tar(tmp.path());
+    let bytes = fs::read(&rootfs_tar).unwrap();
+    let (first, second) = bytes.split_at(bytes.len() / 2);
+    let mut zst = compress_to_vec(first, CompressionLevel::Fastest);
+    zst.extend(compress_to_vec(second, CompressionLevel::Fastest));
+    let zst_path = tmp.path().join("rootfs.tar.zst");
+    fs::write(&zst_path, zst).unwrap();
+
+    let store = ImageStore::open(&tmp.path().join("data")).unwrap();
+    store.import(&rootfs_tar, Some("plain")).unwrap();
+    store.import(&zst_path, Some("zstd")).unwrap();
+    let plain = store.resolve("plain").unwrap();
+    let zstd = store.resolve("zstd").unwrap();
+    assert_eq!(
+        zstd.layers, plain.layers,
+        "zstd layer decoded to different content"
+    );
+    assert_eq!(zstd.id, plain.id, "same rootfs, same synthesised config");
+}
