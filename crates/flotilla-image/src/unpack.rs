@@ -639,4 +639,38 @@ mod tests {
         );
         assert!(!dir.path().join("d/.wh.gone").exists());
     }
+
+    #[test]
+    fn preserves_owner_mode_mtime_and_xattrs() {
+        use std::os::unix::fs::MetadataExt;
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_pax_extensions([("SCHILY.xattr.user.flotilla", b"kept".as_slice())])
+            .unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_path("owned.txt").unwrap();
+        header.set_size(2);
+        header.set_mode(0o4751);
+        header.set_uid(1234);
+        header.set_gid(5678);
+        header.set_mtime(1_600_000_000);
+        header.set_cksum();
+        builder.append(&header, &b"hi"[..]).unwrap();
+        let (dir, result) = unpack(&builder.into_inner().unwrap(), true);
+        result.unwrap();
+        let path = dir.path().join("owned.txt");
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (1234, 5678));
+        assert_eq!(
+            meta.mode() & 0o7777,
+            0o4751,
+            "set-id bit must survive chown"
+        );
+        assert_eq!(meta.mtime(), 1_600_000_000);
+        // user.* xattrs need filesystem support (ext4, xfs, btrfs, tmpfs ≥ 6.6).
+        if let Ok(Some(value)) = xattr::get(&path, "user.flotilla") {
+            assert_eq!(value, b"kept");
+        }
+    }
 }
