@@ -365,3 +365,26 @@ fn imports_a_multi_frame_zstd_rootfs_to_the_same_layer_as_the_plain_tar() {
     );
     assert_eq!(zstd.id, plain.id, "same rootfs, same synthesised config");
 }
+
+#[test]
+fn docker25_shaped_save_imports_both_as_docker_save_and_as_oci_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = kit::busybox_docker25_archive(tmp.path());
+    let store = ImageStore::open(&tmp.path().join("data")).unwrap();
+    let as_docker = store.import(&archive, None).unwrap();
+    assert_eq!(as_docker.names, vec![kit::DOCKER25_NAME.to_string()]);
+    let options = ImportOptions {
+        format: Some(ArchiveFormat::OciLayout),
+        ..Default::default()
+    };
+    let as_oci = store.import_with(&archive, &options).unwrap();
+    assert_eq!(as_oci.id, as_docker.id);
+    assert_eq!(
+        as_oci.names.len(),
+        2,
+        "both names now point at the one image: {:?}",
+        as_oci.names
+    );
+    assert_eq!(store.list().unwrap().len(), 1);
+    assert_eq!(store.resolve(kit::OCI_LAYOUT_NAME).unwrap().layers.len(), 2);
+}

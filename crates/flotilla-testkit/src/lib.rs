@@ -16,6 +16,6 @@ pub mod tarball;
 pub use busybox::{busybox_rootfs, busybox_rootfs_tar, BUSYBOX};
 pub use docker::{docker_save_archive, CACHE_DIR, DOCKER_SAVE_CMD, DOCKER_SAVE_NAME};
 pub use oci::{
-    busybox_oci_layout, docker_save_from_parts, tar_dir, tiny_docker_save, two_layer_tars,
-    OCI_LAYOUT_NAME,
+    busybox_docker25_archive, busybox_oci_layout, docker_save_from_parts, tar_dir,
+    tiny_docker_save, two_layer_tars, DOCKER25_NAME, OCI_LAYOUT_NAME,
 };

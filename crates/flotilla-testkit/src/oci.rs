@@ -169,3 +169,42 @@ pub fn tiny_docker_save(dir: &Path) -> (PathBuf, String) {
     );
     (path, config_digest)
 }
+
+/// Name carried by [`busybox_docker25_archive`]'s `manifest.json`.
+pub const DOCKER25_NAME: &str = "flotilla-test/busybox-oci:docker25";
+
+/// An archive shaped like Docker 25+'s `docker save`: an OCI layout (the
+/// image of [`busybox_oci_layout`]) plus a `manifest.json` whose Config and
+/// Layers point into `blobs/sha256/`. Written to `dir/docker25-save.tar`.
+/// (The dockerd packaged in Debian 12 is 20.10, which writes the legacy
+/// layout only; this covers the newer shape.)
+pub fn busybox_docker25_archive(dir: &Path) -> PathBuf {
+    let layout = busybox_oci_layout(&dir.join(".docker25"));
+    let read_json = |path: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(
+            &fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())),
+        )
+        .expect("json")
+    };
+    let index = read_json(layout.join("index.json"));
+    let manifest_digest = index["manifests"][0]["digest"]
+        .as_str()
+        .expect("manifest digest")
+        .to_string();
+    let manifest = read_json(layout.join("blobs/sha256").join(&manifest_digest[7..]));
+    let blob_path =
+        |d: &serde_json::Value| format!("blobs/sha256/{}", &d.as_str().expect("digest")[7..]);
+    let docker_manifest = json!([{
+        "Config": blob_path(&manifest["config"]["digest"]),
+        "RepoTags": [DOCKER25_NAME],
+        "Layers": manifest["layers"].as_array().expect("layers").iter().map(|l| blob_path(&l["digest"])).collect::<Vec<_>>(),
+    }]);
+    fs::write(
+        layout.join("manifest.json"),
+        serde_json::to_vec(&docker_manifest).expect("json"),
+    )
+    .expect("manifest.json");
+    let dest = tar_dir(&layout, &dir.join("docker25-save.tar"));
+    fs::remove_dir_all(dir.join(".docker25")).expect("removing scratch layout");
+    dest
+}
