@@ -107,3 +107,48 @@ fn missing_image_and_hostile_archive_fail_with_clear_errors() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected docker-save"));
 }
+
+#[test]
+fn two_processes_importing_at_once_both_succeed_with_one_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let archive = flotilla_testkit::docker_save_archive(tmp.path()).unwrap();
+    let children: Vec<_> = ["one", "two"]
+        .iter()
+        .map(|name| {
+            Command::new(env!("CARGO_BIN_EXE_flotilla"))
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["image", "import", archive.to_str().unwrap(), "--name", name])
+                .output_in_background()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = ok_json(&data, &["image", "ls", "-o", "json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(
+        listed[0]["names"],
+        serde_json::json!(["one:latest", "two:latest"])
+    );
+}
+
+/// Start a command with captured output without waiting for it.
+trait SpawnCaptured {
+    fn output_in_background(&mut self) -> std::process::Child;
+}
+
+impl SpawnCaptured for Command {
+    fn output_in_background(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawning flotilla")
+    }
+}
