@@ -95,8 +95,16 @@ impl ImageStore {
         for dir in [store.images_dir(), store.layers_dir(), store.tmp_dir()] {
             fs::create_dir_all(&dir).map_err(|e| ImageError::io_at("creating", &dir, e))?;
         }
-        let _lock = store.lock()?;
-        init_layout(&store.images_dir())?;
+        // Only a fresh store needs the lock (so opening, e.g. to resolve an
+        // image for a container start, never waits behind a long import).
+        let images = store.images_dir();
+        let initialised = ["oci-layout", "index.json", "refs.json", "blobs/sha256"]
+            .iter()
+            .all(|p| images.join(p).exists());
+        if !initialised {
+            let _lock = store.lock()?;
+            init_layout(&images)?;
+        }
         Ok(store)
     }
 
