@@ -85,6 +85,7 @@ pub fn run(ctx: &Ctx) -> Result<BenchResult> {
     let mut dc_spent = Duration::ZERO;
     for order in interleaved_schedule(2, runs + warmup) {
         for who in order {
+            crate::interrupt::check()?;
             if who == 0 {
                 let d =
                     timed_run(&mut fl_cmd()).context("`flotilla config` failed mid-benchmark")?;

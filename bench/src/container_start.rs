@@ -160,6 +160,7 @@ fn time_interleaved(
             if dropped[i] {
                 continue;
             }
+            crate::interrupt::check()?;
             let c = &mut contenders[i];
             match timed_run(&mut (c.command)(round)) {
                 Ok(d) => c.samples.push(d.as_secs_f64() * 1000.0),

@@ -7,6 +7,7 @@
 mod charts;
 mod compose_config;
 mod container_start;
+mod interrupt;
 mod monitor_mem;
 mod procutil;
 mod proxy;
@@ -85,6 +86,10 @@ pub struct Ctx {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = interrupt::install() {
+        eprintln!("flotilla-bench: cannot install signal handlers: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let ctx = Ctx {
         smoke: cli.smoke,
         flotilla: cli.flotilla,

@@ -88,6 +88,7 @@ pub fn flotilla_monitors(ctx: &Ctx, data_dir: &Path, n: usize, image: &str) -> R
     let (fl, dd) = (ctx.flotilla.clone(), data_dir.to_path_buf());
     let _cleanup = Cleanup(|| flotilla_remove(&fl, &dd, &ids.borrow()));
     for _ in 0..n {
+        crate::interrupt::check()?;
         let out = procutil::output(flotilla_cmd(ctx, data_dir).args([
             "container",
             "run",
@@ -189,6 +190,7 @@ pub fn docker_shims(n: usize, image: &str, tag: &str) -> Result<MemStats> {
         }
     });
     for _ in 0..n {
+        crate::interrupt::check()?;
         let out = procutil::output(
             Command::new("docker")
                 .args(["run", "-d", "--network", "none", "--label"])

@@ -178,6 +178,7 @@ fn load(script: &Path, addr: SocketAddr, pid: u32, mode: Mode, secs: u64) -> Res
     let mut peak = 0;
     let deadline = Instant::now() + Duration::from_secs(secs + 30);
     while guard.child_mut().try_wait()?.is_none() {
+        crate::interrupt::check()?;
         if Instant::now() > deadline {
             bail!("wrk did not finish within {}s", secs + 30);
         }
