@@ -25,6 +25,7 @@ pub fn main_from_args(args: impl IntoIterator<Item = OsString>) -> i32 {
             };
             crate::monitor::main(&PathBuf::from(dir), args.iter().any(|a| a == "--attach"))
         }
+        Some("monitor-wait") => crate::monitor::wait_main(&args[1..]),
         Some("exec") => match exec_helper(&args[1..]) {
             Ok(()) => 0,
             Err(e) => {

@@ -20,6 +20,7 @@ pub mod exec;
 pub mod helper;
 pub mod image;
 pub mod logs;
+pub mod loopback;
 pub mod monitor;
 pub mod network;
 pub mod oci;
@@ -29,6 +30,7 @@ pub mod resolve;
 pub mod rootfs;
 mod runtime;
 pub mod seccomp;
+pub mod sigproxy;
 pub mod spec;
 
 pub use cgroup::Stats;

@@ -126,10 +126,157 @@ fn supervise(dir: &ContainerDir, attach: bool, status: &mut Option<File>) -> Res
     if !attach {
         *status = None;
     }
-    // libcontainer's setup allocated a lot; give it back before the long wait.
+    // libcontainer's setup touched megabytes of code and heap. Replace this
+    // process image with a fresh one that only waits (exec keeps our pid, so
+    // init stays our child, and keeps the fds we mark inheritable).
+    let status_fd = status.take().map(OwnedFd::from);
+    let err = reexec_waiter(dir, init, &out_r, &err_r, &log, status_fd.as_ref(), attach);
+    note(
+        dir,
+        &format!("re-exec of the waiter failed, waiting in place: {err:#}"),
+    );
     // SAFETY: glibc function without preconditions.
     unsafe { libc::malloc_trim(0) };
+    wait_and_record(dir, &record, init, out_r, err_r, log, status_fd, attach)
+}
 
+/// Execs `<same exe> <same prefix> monitor-wait <dir> <init> <out> <err> <log> <status|-> [--attach]`.
+/// Only returns on failure.
+fn reexec_waiter(
+    dir: &ContainerDir,
+    init: Pid,
+    out: &OwnedFd,
+    err: &OwnedFd,
+    log: &File,
+    status: Option<&OwnedFd>,
+    attach: bool,
+) -> anyhow::Error {
+    use std::os::unix::process::CommandExt as _;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let Some(verb) = args.iter().position(|a| a == "monitor") else {
+        return anyhow::anyhow!("cannot find the monitor verb in argv");
+    };
+    let mut fds = vec![out.as_raw_fd(), err.as_raw_fd(), log.as_raw_fd()];
+    fds.extend(status.map(|s| s.as_raw_fd()));
+    for fd in &fds {
+        // SAFETY: clearing FD_CLOEXEC on fds we own so they survive exec.
+        unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) };
+    }
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    cmd.arg0(&args[0])
+        .args(&args[1..verb])
+        .arg("monitor-wait")
+        .arg(dir.path());
+    cmd.arg(init.as_raw().to_string())
+        .arg(out.as_raw_fd().to_string())
+        .arg(err.as_raw_fd().to_string())
+        .arg(log.as_raw_fd().to_string())
+        .arg(
+            status
+                .map(|s| s.as_raw_fd().to_string())
+                .unwrap_or_else(|| "-".into()),
+        );
+    if attach {
+        cmd.arg("--attach");
+    }
+    let e = cmd.exec();
+    for fd in &fds {
+        set_cloexec(*fd);
+    }
+    anyhow::Error::from(e)
+}
+
+/// The `monitor-wait` command line, parsed.
+struct WaitArgs {
+    dir: ContainerDir,
+    init: Pid,
+    out: RawFd,
+    err: RawFd,
+    log: RawFd,
+    status: Option<RawFd>,
+    attach: bool,
+}
+
+impl WaitArgs {
+    fn parse(args: &[String]) -> Result<WaitArgs> {
+        let [dir, init, out, err, log, status, rest @ ..] = args else {
+            anyhow::bail!(
+                "usage: monitor-wait <dir> <init> <out> <err> <log> <status|-> [--attach]"
+            );
+        };
+        let fd = |s: &String| s.parse::<RawFd>().with_context(|| format!("bad fd {s:?}"));
+        Ok(WaitArgs {
+            dir: ContainerDir(dir.into()),
+            init: Pid::from_raw(init.parse().context("bad init pid")?),
+            out: fd(out)?,
+            err: fd(err)?,
+            log: fd(log)?,
+            status: if status == "-" {
+                None
+            } else {
+                Some(fd(status)?)
+            },
+            attach: rest.iter().any(|a| a == "--attach"),
+        })
+    }
+}
+
+/// Entry point of the re-executed waiter: `monitor-wait` arguments as above.
+pub fn wait_main(args: &[String]) -> i32 {
+    let WaitArgs {
+        dir,
+        init,
+        out,
+        err,
+        log,
+        status,
+        attach,
+    } = match WaitArgs::parse(args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e:#}");
+            return 2;
+        }
+    };
+    // SAFETY: these fds were handed over by the monitor that exec'd us.
+    let (out, err, log, status) = unsafe {
+        (
+            OwnedFd::from_raw_fd(out),
+            OwnedFd::from_raw_fd(err),
+            File::from_raw_fd(log),
+            status.map(|s| OwnedFd::from_raw_fd(s)),
+        )
+    };
+    for fd in [out.as_raw_fd(), err.as_raw_fd(), log.as_raw_fd()]
+        .into_iter()
+        .chain(status.as_ref().map(|s| s.as_raw_fd()))
+    {
+        set_cloexec(fd);
+    }
+    let result = dir
+        .read_record()
+        .and_then(|record| wait_and_record(&dir, &record, init, out, err, log, status, attach));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            note(&dir, &format!("{e:#}"));
+            1
+        }
+    }
+}
+
+/// Copies output until init exits, reaps it, records the exit, cleans up.
+#[allow(clippy::too_many_arguments)]
+fn wait_and_record(
+    dir: &ContainerDir,
+    record: &ContainerRecord,
+    init: Pid,
+    out_r: OwnedFd,
+    err_r: OwnedFd,
+    log: File,
+    status: Option<OwnedFd>,
+    attach: bool,
+) -> Result<()> {
     let mut writer = LogWriter::new(log);
     pump(&mut writer, out_r, err_r, init, attach);
     let wait = waitpid(init, None);
@@ -144,7 +291,7 @@ fn supervise(dir: &ContainerDir, attach: bool, status: &mut Option<File>) -> Res
     let oom_killed =
         record.driver == Driver::Native && cgroup::oom_kill_count(&record.cgroup_path) > 0;
     if record.driver == Driver::Native {
-        cleanup_native(&record);
+        cleanup_native(record);
     }
     write_json_atomic(
         &dir.file(EXIT),
@@ -155,7 +302,8 @@ fn supervise(dir: &ContainerDir, attach: bool, status: &mut Option<File>) -> Res
             finished_at: now_rfc3339(),
         },
     )?;
-    // Closing fd 3 (dropped with `status`) tells an attached caller we are done.
+    // Closing fd 3 tells an attached caller we are done.
+    drop(status);
     Ok(())
 }
 
@@ -184,6 +332,18 @@ fn start_native(
         .with_detach(true)
         .build()
         .map_err(|e| anyhow::anyhow!("creating the container: {e}"))?;
+    // Created: init waits in its namespaces for start. A private `none`
+    // namespace gets its loopback up now, before the workload runs.
+    if record.spec.network == crate::spec::NetworkMode::None {
+        let raised = container
+            .pid()
+            .context("libcontainer did not report the init pid")
+            .and_then(|pid| crate::loopback::up_in_netns_of(pid.as_raw()));
+        if let Err(e) = raised {
+            let _ = container.delete(true);
+            return Err(e.context("network none"));
+        }
+    }
     if let Err(e) = container.start() {
         let _ = container.delete(true);
         return Err(anyhow::anyhow!("starting the container: {e}"));

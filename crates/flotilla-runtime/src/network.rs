@@ -50,6 +50,37 @@ pub fn attach(
     })
 }
 
+/// `none`: a private namespace libcontainer creates with the container
+/// (the monitor raises `lo`, see [`crate::loopback`]); only the /etc files
+/// come from the net crate.
+pub fn none(hostname: &str, etc_dir: &Path) -> Result<Attached> {
+    let att = flotilla_net::Attachment {
+        // Some(..) asks for a generated hosts file rather than the host's.
+        netns_path: Some(etc_dir.to_path_buf()),
+        ipv4: None,
+        prefix_len: 0,
+        gateway: None,
+        host_veth: None,
+        dns: Vec::new(),
+    };
+    let files = flotilla_net::write_etc_files(etc_dir, hostname, &att, &[])
+        .context("writing /etc files")?;
+    let bind = |source: &Path, target: &str| OciMount::Bind {
+        source: source.to_path_buf(),
+        target: target.into(),
+        read_only: false,
+    };
+    Ok(Attached {
+        netns: NetNs::New,
+        ipv4: None,
+        mounts: vec![
+            bind(&files.hosts, "/etc/hosts"),
+            bind(&files.resolv_conf, "/etc/resolv.conf"),
+            bind(&files.hostname, "/etc/hostname"),
+        ],
+    })
+}
+
 pub fn detach(data_dir: &Path, id: &str) -> Result<()> {
     manager(data_dir)?
         .detach(id)

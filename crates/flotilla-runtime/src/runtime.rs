@@ -297,8 +297,12 @@ impl Runtime {
                 },
             });
         }
-        guard.net = true;
-        let att = network::attach(&self.data_dir, id, &spec.network, &hostname, &dir.file(ETC))?;
+        let att = if spec.network == NetworkMode::None {
+            network::none(&hostname, &dir.file(ETC))?
+        } else {
+            guard.net = true;
+            network::attach(&self.data_dir, id, &spec.network, &hostname, &dir.file(ETC))?
+        };
         let user_targets: Vec<&str> = spec.mounts.iter().map(|m| m.target()).collect();
         // The caller's own mounts of /etc/hosts etc. win over the generated ones.
         let mut all_mounts: Vec<OciMount> = att
@@ -350,11 +354,19 @@ impl Runtime {
     }
 
     /// Starts a created container with its output copied live to this
-    /// process's stdout/stderr, and waits for it to exit.
+    /// process's stdout/stderr, and waits for it to exit. Meanwhile this
+    /// process forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 to the
+    /// container's init (so call it from the CLI, not from a server).
     pub fn start_attached(&self, id_or_name: &str) -> Result<ExitStatus> {
         let record = self.lookup(id_or_name)?;
         let mut status = self.spawn_monitor(&record, true)?;
         read_ready(&mut status, &record)?;
+        // Ctrl-C and friends go to the container, as with `docker run`.
+        let _proxy = self
+            .dir(&record.id)
+            .read_monitor()?
+            .and_then(|m| open_pidfd(m.init_pid, m.init_start))
+            .map(crate::sigproxy::SignalProxy::install);
         // The monitor closes the pipe after writing the exit record.
         let mut rest = String::new();
         let _ = std::io::Read::read_to_string(status.get_mut(), &mut rest);
@@ -492,7 +504,9 @@ impl Runtime {
                 cgroup::remove(&r.cgroup_path);
             }
             rootfs::unmount(dir.path())?;
-            if crate::process::is_root() {
+            // `none` namespaces die with the container; nothing to detach.
+            let private_ns = record.is_some_and(|r| r.spec.network == NetworkMode::None);
+            if crate::process::is_root() && !private_ns {
                 network::detach(&self.data_dir, id)?;
             }
         }
@@ -594,20 +608,10 @@ impl Runtime {
         if argv.is_empty() {
             bail!("exec needs a command");
         }
-        let mut cmd = self.helper.command("exec");
-        cmd.arg(self.dir(&record.id).path());
-        for e in env {
-            cmd.arg("--env").arg(e);
-        }
-        cmd.arg("--")
-            .args(argv)
-            .stdin(Stdio::null())
+        let mut cmd = self.exec_command(&record, argv, env)?;
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // Library diagnostics must not mix into the command's captured stderr.
-        if std::env::var_os("FLOTILLA_LOG").is_none() {
-            cmd.env("FLOTILLA_LOG", "off");
-        }
         let (mut read, write) = status_pipe(&mut cmd)?;
         let child = cmd
             .spawn()
@@ -618,11 +622,7 @@ impl Runtime {
             .context("waiting for the exec helper")?;
         let mut status = String::new();
         let _ = std::io::Read::read_to_string(&mut read, &mut status);
-        match status
-            .trim()
-            .strip_prefix("exit ")
-            .and_then(|c| c.parse::<i32>().ok())
-        {
+        match parse_exit_line(&status) {
             Some(exit_code) => Ok(ExecOutput {
                 exit_code,
                 stdout: out.stdout,
@@ -633,6 +633,28 @@ impl Runtime {
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         }
+    }
+
+    fn exec_command(
+        &self,
+        record: &ContainerRecord,
+        argv: &[String],
+        env: &[String],
+    ) -> Result<std::process::Command> {
+        if argv.is_empty() {
+            bail!("exec needs a command");
+        }
+        let mut cmd = self.helper.command("exec");
+        cmd.arg(self.dir(&record.id).path());
+        for e in env {
+            cmd.arg("--env").arg(e);
+        }
+        cmd.arg("--").args(argv);
+        // Library diagnostics must not mix into the command's stderr.
+        if std::env::var_os("FLOTILLA_LOG").is_none() {
+            cmd.env("FLOTILLA_LOG", "off");
+        }
+        Ok(cmd)
     }
 
     fn require_running(&self, record: &ContainerRecord) -> Result<()> {
@@ -647,17 +669,29 @@ impl Runtime {
         Ok(())
     }
 
-    /// For the CLI: `exec` with this process's own stdio, streaming live.
+    /// For the CLI: `exec` with this process's own stdio, streaming live;
+    /// returns the command's exit code.
     pub fn exec_inherit(&self, id_or_name: &str, argv: &[String], env: &[String]) -> Result<i32> {
         let record = self.lookup(id_or_name)?;
         self.require_running(&record)?;
-        let dup = |fd: i32| nix::unistd::dup(fd).context("dup stdio");
-        // SAFETY: dup returned fresh fds that we own.
-        let own = |fd: i32| -> Result<std::os::fd::OwnedFd> {
-            Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(dup(fd)?) })
-        };
-        crate::exec::exec_with_stdio(&record, argv, env, own(0)?, own(1)?, own(2)?)
+        let mut cmd = self.exec_command(&record, argv, env)?;
+        let (mut read, write) = status_pipe(&mut cmd)?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting the exec helper {}", self.helper.exe.display()))?;
+        drop(write);
+        child.wait().context("waiting for the exec helper")?;
+        let mut status = String::new();
+        let _ = std::io::Read::read_to_string(&mut read, &mut status);
+        parse_exit_line(&status).context("exec failed (see the error above)")
     }
+}
+
+fn parse_exit_line(status: &str) -> Option<i32> {
+    status
+        .trim()
+        .strip_prefix("exit ")
+        .and_then(|c| c.parse::<i32>().ok())
 }
 
 /// Reads the monitor's first status line: `ok`, or `error: why`.

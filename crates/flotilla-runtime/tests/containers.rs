@@ -247,3 +247,77 @@ fn wait_for_log(f: &Fixture, id: &str, needle: &str) {
     }
     panic!("container exited before printing {needle:?}");
 }
+
+#[test]
+fn docker_default_hardening_is_applied() {
+    let f = Fixture::new();
+    // Masked files read as empty (bind-mounted /dev/null); this kernel may
+    // lack some of them, so only the existing ones are listed.
+    let script = "grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status; \
+                  for p in /proc/kcore /proc/keys /proc/timer_list /proc/sched_debug; do \
+                  [ -f $p ] && echo masked $p $(cat $p 2>/dev/null | wc -c); done; \
+                  echo x > /proc/sys/kernel/hostname 2>/dev/null || echo ro-proc-sys";
+    let id = f.rt.run(&f.spec(&["/bin/sh", "-c", script])).unwrap();
+    f.rt.wait(&id).unwrap();
+    let out = f.stdout(&id);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert!(
+        lines.contains(&"Seccomp:\t2")
+            || lines
+                .iter()
+                .any(|l| l.starts_with("Seccomp:") && l.ends_with('2')),
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("NoNewPrivs:") && l.ends_with('1')),
+        "{out}"
+    );
+    // Docker's default capability set, exactly.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("CapEff:") && l.ends_with("00000000a80425fb")),
+        "{out}"
+    );
+    let masked: Vec<&&str> = lines.iter().filter(|l| l.starts_with("masked ")).collect();
+    assert!(
+        masked.iter().all(|l| l.ends_with(" 0")),
+        "a masked path is readable: {out}"
+    );
+    assert!(lines.contains(&"ro-proc-sys"), "{out}");
+}
+
+#[test]
+fn process_driver_runs_on_the_host_with_env_workdir_and_exit_code() {
+    let f = Fixture::new();
+    let mut spec = flotilla_runtime::ContainerSpec::new("");
+    spec.driver = flotilla_runtime::Driver::Process;
+    spec.cmd = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "echo $K $(pwd); exit 6".into(),
+    ];
+    spec.env = vec!["K=V".into()];
+    spec.workdir = Some(f.tmp.path().display().to_string());
+    let id = f.rt.run(&spec).unwrap();
+    assert_eq!(f.rt.wait(&id).unwrap().exit_code, 6);
+    assert_eq!(f.stdout(&id), format!("V {}\n", f.tmp.path().display()));
+}
+
+#[test]
+fn network_none_has_loopback_up_and_generated_etc_files() {
+    let f = Fixture::new();
+    let mut spec = f.spec(&[
+        "/bin/sh",
+        "-c",
+        "cat /sys/class/net/lo/operstate; ls /sys/class/net; cat /etc/hostname",
+    ]);
+    spec.hostname = Some("solo".into());
+    let id = f.rt.run(&spec).unwrap();
+    assert_eq!(f.rt.wait(&id).unwrap().exit_code, 0);
+    let out = f.stdout(&id);
+    // lo's operstate is "unknown" when up (it has no carrier), "down" otherwise.
+    assert_eq!(out, "unknown\nlo\nsolo\n");
+}

@@ -16,6 +16,12 @@ pub enum InternalCmd {
         #[arg(long)]
         attach: bool,
     },
+    /// The monitor's second stage, exec'd by the monitor itself once the
+    /// container runs, so the long wait happens in a small fresh process image.
+    MonitorWait {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run a command inside a running container; reports `exit <code>` on fd 3.
     Exec {
         dir: PathBuf,
@@ -33,6 +39,11 @@ pub fn run(cmd: InternalCmd) -> anyhow::Result<u8> {
             if attach {
                 a.push("--attach".into());
             }
+            a
+        }
+        InternalCmd::MonitorWait { args } => {
+            let mut a: Vec<OsString> = vec!["monitor-wait".into()];
+            a.extend(args.into_iter().map(OsString::from));
             a
         }
         InternalCmd::Exec { dir, env, argv } => {
