@@ -168,7 +168,6 @@ fn pids_limit_refuses_fork() {
     ]);
     spec.pids_limit = Some(4);
     let id = f.rt.run(&spec).unwrap();
-    f.rt.kill(&id, libc::SIGKILL).ok();
     f.rt.wait(&id).unwrap();
     let out = f.all_output(&id);
     assert!(
