@@ -292,6 +292,8 @@ fn validation_table() {
         ("services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n", "dependency cycle: a -> b -> a"),
         ("services:\n  a:\n    image: x\n    depends_on: [bb]\n  b:\n    image: x\n", "undefined service `bb`"),
         ("services:\n  a:\n    image: x\n    ports: ['80:80']\n  b:\n    image: x\n    ports: ['80:81']\n", "published by both `a` and `b`"),
+        ("services:\n  a:\n    image: x\n    ports: ['127.0.0.1:80:80']\n  b:\n    image: x\n    ports: ['80:81']\n", "published by both `a` and `b`"),
+        ("services:\n  a:\n    image: x\n    ports: ['80:80', '80:81']\n", "publishes host port 0.0.0.0:80/tcp twice"),
         ("services:\n  a:\n    image: x\n    deploy: {mode: global, replicas: 2}\n", "`replicas` cannot be used with a global"),
         ("services:\n  a:\n    image: x\n    container_name: c\n    deploy: {replicas: 2}\n", "sets `container_name` but runs 2 replicas"),
         ("services:\n  a:\n    image: x\n    network_mode: host\n    networks: [n]\nnetworks: {n: {}}\n", "both `network_mode` and `networks`"),

@@ -10,9 +10,17 @@ use std::collections::{BTreeMap, HashMap};
 
 pub fn validate(cx: &mut Ctx<'_>, root: &Node, n: &Normalised) {
     let st = &n.stack;
-    let services_node = root.get("services");
+    let service_nodes: HashMap<&str, &Node> = root
+        .get("services")
+        .and_then(Node::as_map)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?, v)))
+                .collect()
+        })
+        .unwrap_or_default();
     for (name, svc) in &st.services {
-        let node = services_node.and_then(|s| s.get(name));
+        let node = service_nodes.get(name.as_str()).copied();
         let at = |keys: &[&str]| -> Option<Pos> {
             let mut cur = node?;
             let mut pos = cur.pos.clone();
@@ -275,22 +283,33 @@ fn depends_on_cycles(cx: &mut Ctx<'_>, root: &Node, st: &Stack) {
     }
 }
 
+/// Two published ports clash when port and protocol match and the host
+/// addresses are equal or either is unspecified (all addresses).
 fn duplicate_ports(cx: &mut Ctx<'_>, root: &Node, st: &Stack) {
-    let mut seen: HashMap<(String, u16, flotilla_spec::Protocol), &str> = HashMap::new();
+    type Binding<'a> = (&'a str, &'a str);
+    let mut seen: HashMap<(u16, flotilla_spec::Protocol), Vec<Binding<'_>>> = HashMap::new();
+    let unspecified = |ip: &str| matches!(ip, "" | "0.0.0.0" | "::");
     for (name, svc) in &st.services {
         for p in &svc.ports {
             let Some(published) = p.published else {
                 continue;
             };
-            let ip = p.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into());
-            let key = (ip.clone(), published, p.protocol);
-            match seen.get(&key) {
+            let ip = p.host_ip.as_deref().unwrap_or("");
+            let bound = seen.entry((published, p.protocol)).or_default();
+            let clash = bound
+                .iter()
+                .find(|(other_ip, _)| *other_ip == ip || unspecified(ip) || unspecified(other_ip))
+                .map(|(_, svc)| *svc);
+            match clash {
                 Some(first) => {
                     let proto = serde_json::to_value(p.protocol).ok();
                     let proto = proto.as_ref().and_then(|v| v.as_str()).unwrap_or("tcp");
-                    let msg = format!(
-                        "host port {ip}:{published}/{proto} is published by both `{first}` and `{name}`"
-                    );
+                    let shown = if ip.is_empty() { "0.0.0.0" } else { ip };
+                    let msg = if first == name.as_str() {
+                        format!("service `{name}` publishes host port {shown}:{published}/{proto} twice")
+                    } else {
+                        format!("host port {shown}:{published}/{proto} is published by both `{first}` and `{name}`")
+                    };
                     let d = match service_pos(root, name, "ports") {
                         Some(pos) => pos.error(msg),
                         None => crate::diag::Diagnostic::error(msg),
@@ -299,9 +318,7 @@ fn duplicate_ports(cx: &mut Ctx<'_>, root: &Node, st: &Stack) {
                         "each host address/port/protocol can be published once; change one of them",
                     ));
                 }
-                None => {
-                    seen.insert(key, name);
-                }
+                None => bound.push((ip, name)),
             }
         }
     }
