@@ -241,7 +241,12 @@ impl Loader {
                                 );
                             }
                         }
-                        *text = r.text;
+                        // Interpolated values are strings, like in Compose;
+                        // fields that want numbers or booleans parse them.
+                        if r.text != *text {
+                            *text = r.text;
+                            *plain = false;
+                        }
                     }
                     Err(e) => {
                         let quoted = !*plain;

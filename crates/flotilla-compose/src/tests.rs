@@ -247,6 +247,13 @@ fn unknown_keys_suggest_and_errors_come_together() {
 
 #[test]
 fn type_errors_point_at_the_value() {
+    let d = err("services:\n  web:\n    image: 5\n    user: 1000\n");
+    let r = d.render(false);
+    assert!(
+        r.contains("3 |     image: 5\n  |            ^ expected a string"),
+        "{r}"
+    );
+    assert!(r.contains("quote it: \"1000\""), "{r}");
     let d = err("services:\n  web:\n    image: [a]\n    read_only: maybe\n");
     let first = &d.0[0];
     assert_eq!((first.line, first.column), (3, 12));
@@ -278,7 +285,7 @@ fn interpolation_errors_point_into_the_value() {
         .contains("required variable NOPE is missing a value: set NOPE"));
     // Keys are not interpolated; x- extensions are.
     let l = ok("x-a: ${TAG}\nservices:\n  w:\n    image: x\n    labels: {\"$TAG\": v}\n");
-    assert_eq!(l.stack.extensions["x-a"], serde_json::json!(1.25));
+    assert_eq!(l.stack.extensions["x-a"], serde_json::json!("1.25"));
     assert!(l.stack.services["w"].labels.contains_key("$TAG"));
 }
 
@@ -415,7 +422,7 @@ fn big_stack_loads() {
     let mut text = String::from("services:\n");
     for i in 0..1000 {
         text.push_str(&format!(
-            "  s{i}:\n    image: busybox:${{TAG}}\n    command: sh -c 'sleep 1000'\n    ports: ['{}:80']\n    environment: [A=1, B=2]\n    volumes: ['./d{i}:/data:ro']\n    deploy:\n      replicas: 2\n      resources: {{limits: {{cpus: '0.5', memory: 64M}}}}\n    healthcheck:\n      test: [CMD, true]\n      interval: 10s\n",
+            "  s{i}:\n    image: busybox:${{TAG}}\n    command: sh -c 'sleep 1000'\n    ports: ['{}:80']\n    environment: [A=1, B=2]\n    volumes: ['./d{i}:/data:ro']\n    deploy:\n      replicas: 2\n      resources: {{limits: {{cpus: '0.5', memory: 64M}}}}\n    healthcheck:\n      test: [CMD, \"true\"]\n      interval: 10s\n",
             10000 + i
         ));
     }

@@ -95,12 +95,47 @@ impl Ctx<'_> {
         );
     }
 
-    /// A scalar as text. Numbers and booleans are accepted as their text.
+    /// A string, as the schema types it: an unquoted number or boolean is
+    /// refused (with a hint to quote it), like Compose's schema check.
     pub fn string(&mut self, node: &Node, context: &str) -> Option<String> {
+        match &node.value {
+            Value::Scalar { text, plain } if !node.is_null() => {
+                let typed = *plain
+                    && (parse_bool(text).is_some()
+                        || text.parse::<i64>().is_ok()
+                        || crate::yaml::parse_float(text).is_some());
+                if typed {
+                    let what = if parse_bool(text).is_some() {
+                        "a boolean"
+                    } else {
+                        "a number"
+                    };
+                    self.errors.push(
+                        node.pos
+                            .error(format!(
+                                "invalid `{context}`: expected a string, found {what}"
+                            ))
+                            .with_label("expected a string")
+                            .with_help(format!("quote it: \"{text}\"")),
+                    );
+                    return None;
+                }
+                Some(text.clone())
+            }
+            _ => {
+                self.expected(node, "a string", context);
+                None
+            }
+        }
+    }
+
+    /// Any scalar's text (numbers and booleans as written), for values the
+    /// schema allows as string or number (ports, sizes, durations...).
+    pub fn text(&mut self, node: &Node, context: &str) -> Option<String> {
         match &node.value {
             Value::Scalar { text, .. } if !node.is_null() => Some(text.clone()),
             _ => {
-                self.expected(node, "a string", context);
+                self.expected(node, "a string or a number", context);
                 None
             }
         }
@@ -162,7 +197,7 @@ impl Ctx<'_> {
         context: &str,
         f: impl FnOnce(&str) -> Result<T, String>,
     ) -> Option<T> {
-        let text = self.string(node, context)?;
+        let text = self.text(node, context)?;
         match f(&text) {
             Ok(v) => Some(v),
             Err(e) => {

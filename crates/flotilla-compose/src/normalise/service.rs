@@ -24,6 +24,7 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
         .copied()
         .collect();
     let ctx = format!("service `{name}`");
+    let path = format!("services.{name}");
     let Some(map) = node.as_map() else {
         if !node.is_null() {
             cx.expected(node, "a mapping", &ctx);
@@ -37,7 +38,7 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
     let mut deploy_node: Option<&Node> = None;
     for (k, v) in map {
         let key = k.as_str().unwrap_or_default();
-        let c = format!("{ctx}.{key}");
+        let c = format!("{path}.{key}");
         let c = c.as_str();
         match key {
             "image" => s.image = cx.opt_string(v, c),
@@ -112,10 +113,10 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
         }
     }
     for f in env_files {
-        env_file_into(cx, f, &format!("{ctx}.env_file"), &mut s.environment);
+        env_file_into(cx, f, &format!("{path}.env_file"), &mut s.environment);
     }
     if let Some(v) = environment {
-        let c = format!("{ctx}.environment");
+        let c = format!("{path}.environment");
         for (key, value, _) in cx.list_or_dict(v, &c) {
             let value = value.or_else(|| cx.env.get(&key).cloned());
             s.environment.insert(key, value);
@@ -123,12 +124,12 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
     }
     for f in label_files {
         let mut labels = BTreeMap::new();
-        env_file_into(cx, f, &format!("{ctx}.label_file"), &mut labels);
+        env_file_into(cx, f, &format!("{path}.label_file"), &mut labels);
         for (k, v) in labels {
             s.labels.entry(k).or_insert(v.unwrap_or_default());
         }
     }
-    s.deploy = deploy(cx, deploy_node, &ctx);
+    s.deploy = deploy(cx, deploy_node, &path);
     if let Some((n, node)) = scale {
         match s.deploy.replicas {
             Some(r) if deploy_node.and_then(|d| d.get("replicas")).is_some() && r != n => {
@@ -375,19 +376,19 @@ fn long_port(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Vec<Port> {
 }
 
 fn expose(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Vec<ExposedPort> {
-    let items = cx.string_list(node, c, false);
+    let Some(items) = node.as_seq() else {
+        if !node.is_null() {
+            cx.expected(node, "a list of ports", c);
+        }
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    let nodes = node.as_seq().unwrap_or_default();
-    for (i, text) in items.iter().enumerate() {
-        match short::expose(text) {
-            Ok(ps) => out.extend(
+    for item in items {
+        if let Some(ps) = cx.parse_with(item, c, short::expose) {
+            out.extend(
                 ps.into_iter()
                     .map(|(port, protocol)| ExposedPort { port, protocol }),
-            ),
-            Err(e) => {
-                let at = nodes.get(i).unwrap_or(node);
-                cx.error(at.pos.error(format!("invalid `{c}`: {e}")));
-            }
+            );
         }
     }
     out
@@ -574,7 +575,9 @@ fn healthcheck(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Healthcheck> {
                     }
                     Value::Seq(_) => {
                         let items = cx.string_list(v, c, false);
+                        let all_strings = v.as_seq().is_some_and(|s| s.len() == items.len());
                         match short::health_test_list(&items) {
+                            _ if !all_strings => None,
                             Ok(t) => Some(t),
                             Err(e) => {
                                 cx.error(v.pos.error(format!("invalid `{c}`: {e}")));
