@@ -70,8 +70,15 @@ fn distribution(path: &Path, title: &str, unit: &str, series: &[Series]) -> Resu
     if all.is_empty() {
         bail!("no samples to draw");
     }
-    let lo = all.iter().copied().fold(f64::INFINITY, f64::min) * 0.8;
-    let hi = all.iter().copied().fold(0.0, f64::max) * 1.25;
+    // Whole decades, so the log axis gets labels at 10, 20, 50, 100...
+    let lo = 10f64.powf(
+        all.iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min)
+            .log10()
+            .floor(),
+    );
+    let hi = 10f64.powf(all.iter().copied().fold(0.0, f64::max).log10().ceil());
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
