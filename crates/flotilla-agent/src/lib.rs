@@ -57,10 +57,11 @@ pub async fn run(config: AgentConfig, mut stop: watch::Receiver<bool>) -> anyhow
     ));
 
     let mut last: Vec<Task> = Vec::new();
+    let assignments = format!("/v1/nodes/{node}/assignments");
     'outer: loop {
         let stream = tokio::select! {
             _ = stop.changed() => break 'outer,
-            s = client.stream(&format!("/v1/nodes/{node}/assignments")) => s,
+            s = client.stream(&assignments) => s,
         };
         let mut stream = match stream {
             Ok(s) => s,

@@ -1,0 +1,376 @@
+//! Make this node's containers match its assignments, and report back.
+
+use crate::container_spec::{container_spec, LABEL_TASK};
+use crate::health::{probe_argv, Tracker};
+use flotilla_client::{Client, StatusReport};
+use flotilla_core::{DesiredState, Health, Task, TaskState};
+use flotilla_net::BridgeNetwork;
+use flotilla_runtime::{ContainerInfo, ContainerState, Runtime};
+use flotilla_spec::Service;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// An ended container of a task the server no longer lists is kept this long
+/// (for `logs` of a crashed replica), then removed.
+const KEEP_ENDED: Duration = Duration::from_secs(300);
+
+pub struct Executor {
+    client: Client,
+    runtime: Arc<Runtime>,
+    network: BridgeNetwork,
+    /// Tasks with a start or stop in flight: one operation per task at a time.
+    busy: Mutex<HashSet<String>>,
+    /// Tasks whose container has an exit waiter (and prober) running.
+    watched: Mutex<HashSet<String>>,
+    /// Tasks we are stopping on purpose: their exit is a shutdown, not a failure.
+    stopping: Mutex<HashSet<String>>,
+    /// When an unlisted ended container was first seen.
+    unlisted_since: Mutex<HashMap<String, Instant>>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Executor {
+    pub fn new(client: Client, runtime: Runtime, network: BridgeNetwork) -> Self {
+        Executor {
+            client,
+            runtime: Arc::new(runtime),
+            network,
+            busy: Default::default(),
+            watched: Default::default(),
+            stopping: Default::default(),
+            unlisted_since: Default::default(),
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Runtime) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let runtime = self.runtime.clone();
+        tokio::task::spawn_blocking(move || f(&runtime)).await?
+    }
+
+    async fn report(
+        &self,
+        task: &str,
+        state: TaskState,
+        message: impl Into<String>,
+        fill: impl FnOnce(&mut StatusReport),
+    ) {
+        let mut r = StatusReport {
+            state: Some(state),
+            message: message.into(),
+            ..Default::default()
+        };
+        fill(&mut r);
+        if let Err(e) = self.client.report(task, &r).await {
+            // 409: the server already has a later state (e.g. we re-report after a restart).
+            tracing::debug!(task, error = %e, "status report not applied");
+        }
+    }
+
+    async fn service_spec(&self, service: &str) -> Result<Service, String> {
+        self.client
+            .service(service)
+            .await
+            .map(|v| v.record.spec)
+            .map_err(|e| format!("cannot read service {service}: {e}"))
+    }
+
+    /// Bring containers in line with `tasks` (the node's full assignment list).
+    pub async fn reconcile(self: &Arc<Self>, tasks: &[Task]) {
+        let containers = match self.blocking(|rt| rt.list()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list containers");
+                return;
+            }
+        };
+        let by_task: HashMap<&str, &ContainerInfo> = containers
+            .iter()
+            .filter_map(|c| Some((c.labels.get(LABEL_TASK)?.as_str(), c)))
+            .collect();
+        for task in tasks {
+            if self.busy.lock().unwrap().contains(&task.id) {
+                continue;
+            }
+            let container = by_task.get(task.id.as_str()).copied();
+            match (task.desired, container) {
+                (DesiredState::Running, Some(c)) if c.state == ContainerState::Running => {
+                    if task.state < TaskState::Running {
+                        // Adopted after our restart, or the running report was lost.
+                        let (id, ip) = (c.id.clone(), c.ipv4.clone());
+                        self.report(&task.id, TaskState::Running, "running", |r| {
+                            r.container_id = Some(id);
+                            r.ip = ip;
+                        })
+                        .await;
+                    }
+                    self.watch(task.clone(), c.id.clone());
+                }
+                (DesiredState::Running, Some(c)) if c.state != ContainerState::Created => {
+                    if !self.watched.lock().unwrap().contains(&task.id) {
+                        self.report_exit(&task.id, c).await;
+                    }
+                }
+                (DesiredState::Running, _) if task.state <= TaskState::Preparing => {
+                    self.spawn_start(task.clone())
+                }
+                (DesiredState::Running, _) => {
+                    self.report(
+                        &task.id,
+                        TaskState::Failed,
+                        "the container disappeared",
+                        |_| {},
+                    )
+                    .await;
+                }
+                (DesiredState::Shutdown, Some(c)) => self.spawn_stop(task.id.clone(), c.id.clone()),
+                (DesiredState::Shutdown, None) => {
+                    self.report(&task.id, TaskState::Shutdown, "stopped", |_| {})
+                        .await
+                }
+            }
+        }
+        self.collect_unlisted(tasks, &containers).await;
+    }
+
+    async fn report_exit(&self, task: &str, c: &ContainerInfo) {
+        let code = c.exit_code.unwrap_or(-1);
+        let (state, message) = if c.oom_killed || c.state == ContainerState::OomKilled {
+            (
+                TaskState::Failed,
+                "oom-killed: the container hit its memory limit".to_string(),
+            )
+        } else if c.state == ContainerState::Dead {
+            (
+                TaskState::Failed,
+                "the container's monitor died without recording an exit".to_string(),
+            )
+        } else if code == 0 {
+            (TaskState::Complete, "exit code 0".to_string())
+        } else {
+            (TaskState::Failed, format!("exit code {code}"))
+        };
+        self.report(task, state, message, |r| r.exit_code = c.exit_code)
+            .await;
+    }
+
+    fn spawn_start(self: &Arc<Self>, task: Task) {
+        if !self.busy.lock().unwrap().insert(task.id.clone()) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.start(&task).await;
+            this.busy.lock().unwrap().remove(&task.id);
+        });
+    }
+
+    async fn start(self: &Arc<Self>, task: &Task) {
+        self.report(&task.id, TaskState::Preparing, "preparing", |_| {})
+            .await;
+        let service = match self.service_spec(&task.service).await {
+            Ok(s) => s,
+            Err(e) => return self.report(&task.id, TaskState::Rejected, e, |_| {}).await,
+        };
+        let spec = match container_spec(task, &service, &self.network) {
+            Ok(s) => s,
+            Err(e) => return self.report(&task.id, TaskState::Rejected, e, |_| {}).await,
+        };
+        self.report(&task.id, TaskState::Starting, "starting", |_| {})
+            .await;
+        let name = spec.name.clone().unwrap_or_default();
+        let started = self
+            .blocking(move |rt| {
+                let id = rt.run(&spec)?;
+                rt.inspect(&id)
+            })
+            .await;
+        match started {
+            Ok(info) => {
+                let has_check = service.healthcheck.as_ref().and_then(probe_argv).is_some();
+                let (id, ip) = (info.id.clone(), info.ipv4.clone());
+                self.report(&task.id, TaskState::Running, "running", |r| {
+                    r.container_id = Some(id);
+                    r.ip = ip;
+                    r.health = Some(if has_check {
+                        Health::Starting
+                    } else {
+                        Health::None
+                    });
+                })
+                .await;
+                self.watch(task.clone(), info.id);
+            }
+            Err(e) => {
+                // Leave nothing half-made behind.
+                let _ = self.blocking(move |rt| rt.remove(&name, true)).await;
+                self.report(&task.id, TaskState::Rejected, format!("{e:#}"), |_| {})
+                    .await;
+            }
+        }
+    }
+
+    fn spawn_stop(self: &Arc<Self>, task: String, container: String) {
+        if !self.busy.lock().unwrap().insert(task.clone()) {
+            return;
+        }
+        self.stopping.lock().unwrap().insert(task.clone());
+        let this = self.clone();
+        tokio::spawn(async move {
+            // The container's own stop_grace_period applies (the runtime reads it from the spec).
+            let c = container.clone();
+            let result = this
+                .blocking(move |rt| {
+                    let status = rt.stop(&c, None)?;
+                    rt.remove(&c, true)?;
+                    Ok(status)
+                })
+                .await;
+            match result {
+                Ok(status) => {
+                    this.report(&task, TaskState::Shutdown, "stopped", |r| {
+                        r.exit_code = Some(status.exit_code)
+                    })
+                    .await
+                }
+                Err(e) => tracing::warn!(task, error = %e, "stop failed; will retry"),
+            }
+            this.stopping.lock().unwrap().remove(&task);
+            this.busy.lock().unwrap().remove(&task);
+        });
+    }
+
+    /// Watch a running container: report its exit, probe its health.
+    fn watch(self: &Arc<Self>, task: Task, container: String) {
+        if !self.watched.lock().unwrap().insert(task.id.clone()) {
+            return;
+        }
+        let this = self.clone();
+        let prober = tokio::spawn({
+            let this = self.clone();
+            let (task, container) = (task.clone(), container.clone());
+            async move { this.probe(task, container).await }
+        });
+        tokio::spawn(async move {
+            let c = container.clone();
+            let waited = this
+                .blocking(move |rt| {
+                    rt.wait(&c)?;
+                    rt.inspect(&c)
+                })
+                .await;
+            prober.abort();
+            if !this.stopping.lock().unwrap().contains(&task.id) {
+                match waited {
+                    Ok(info) => this.report_exit(&task.id, &info).await,
+                    Err(e) => {
+                        this.report(
+                            &task.id,
+                            TaskState::Failed,
+                            format!("lost track of the container: {e:#}"),
+                            |_| {},
+                        )
+                        .await
+                    }
+                }
+            }
+            this.watched.lock().unwrap().remove(&task.id);
+        });
+    }
+
+    async fn probe(self: Arc<Self>, task: Task, container: String) {
+        let Ok(service) = self.service_spec(&task.service).await else {
+            return;
+        };
+        let Some(check) = service.healthcheck else {
+            return;
+        };
+        let Some(argv) = probe_argv(&check) else {
+            return;
+        };
+        let mut tracker = Tracker::new(&check, now_ms());
+        let timeout = Duration::from_millis(check.timeout.as_millis().max(100));
+        loop {
+            tokio::time::sleep(tracker.next_delay(&check, now_ms())).await;
+            let (c, a) = (container.clone(), argv.clone());
+            let run = self.blocking(move |rt| rt.exec(&c, &a, &[]));
+            let (ok, output) = match tokio::time::timeout(timeout, run).await {
+                Ok(Ok(out)) => (
+                    out.exit_code == 0,
+                    String::from_utf8_lossy(if out.stderr.is_empty() {
+                        &out.stdout
+                    } else {
+                        &out.stderr
+                    })
+                    .trim()
+                    .to_string(),
+                ),
+                Ok(Err(e)) => (false, format!("{e:#}")),
+                Err(_) => (false, format!("timed out after {timeout:?}")),
+            };
+            let Some(health) = tracker.record(ok, now_ms()) else {
+                continue;
+            };
+            self.report(&task.id, TaskState::Running, "", |r| {
+                r.health = Some(health)
+            })
+            .await;
+            if health == Health::Unhealthy {
+                // Like Swarm: an unhealthy task is replaced (restart policy decides when).
+                self.stopping.lock().unwrap().insert(task.id.clone());
+                let c = container.clone();
+                let _ = self.blocking(move |rt| rt.stop(&c, None)).await;
+                let tail: String = output.chars().take(200).collect();
+                self.report(
+                    &task.id,
+                    TaskState::Failed,
+                    format!("unhealthy: {tail}"),
+                    |r| r.health = Some(Health::Unhealthy),
+                )
+                .await;
+                self.stopping.lock().unwrap().remove(&task.id);
+                return;
+            }
+        }
+    }
+
+    /// Containers of tasks the server no longer lists: stop running ones
+    /// (their task ended elsewhere or was removed), remove ended ones after
+    /// `KEEP_ENDED`.
+    async fn collect_unlisted(self: &Arc<Self>, tasks: &[Task], containers: &[ContainerInfo]) {
+        let listed: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+        let mut seen = self.unlisted_since.lock().unwrap().clone();
+        let mut still = HashMap::new();
+        for c in containers {
+            let Some(task) = c.labels.get(LABEL_TASK) else {
+                continue;
+            };
+            if listed.contains(task.as_str())
+                || self.busy.lock().unwrap().contains(task)
+                || self.watched.lock().unwrap().contains(task)
+            {
+                continue;
+            }
+            if c.state == ContainerState::Running {
+                self.spawn_stop(task.clone(), c.id.clone());
+                continue;
+            }
+            let since = seen.remove(&c.id).unwrap_or_else(Instant::now);
+            if since.elapsed() >= KEEP_ENDED {
+                let id = c.id.clone();
+                let _ = self.blocking(move |rt| rt.remove(&id, true)).await;
+            } else {
+                still.insert(c.id.clone(), since);
+            }
+        }
+        *self.unlisted_since.lock().unwrap() = still;
+    }
+}
