@@ -8,7 +8,7 @@
 
 use crate::diag::Diagnostic;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// Hard limits on input, against hostile or broken files.
@@ -311,7 +311,14 @@ pub fn parse(source: &Arc<Source>, limits: Limits) -> Result<Node, Vec<Diagnosti
 
 enum Frame {
     Seq(Node, usize, Vec<Node>),
-    Map(Node, usize, Vec<(Node, Node)>, Option<Node>),
+    /// Node, anchor, entries, pending key, keys seen (O(1) duplicate check).
+    Map(
+        Node,
+        usize,
+        Vec<(Node, Node)>,
+        Option<Node>,
+        HashSet<String>,
+    ),
 }
 
 struct Builder {
@@ -445,7 +452,8 @@ impl Builder {
                     pos,
                     tag,
                 };
-                self.stack.push(Frame::Map(node, anchor, Vec::new(), None));
+                self.stack
+                    .push(Frame::Map(node, anchor, Vec::new(), None, HashSet::new()));
             }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq(mut node, anchor, items)) = self.stack.pop() {
@@ -454,7 +462,7 @@ impl Builder {
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map(mut node, anchor, entries, _)) = self.stack.pop() {
+                if let Some(Frame::Map(mut node, anchor, entries, _, _)) = self.stack.pop() {
                     node.value = Value::Map(self.apply_merge_keys(entries));
                     self.push_node(node, anchor)?;
                 }
@@ -482,7 +490,7 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.root = Some(node),
             Some(Frame::Seq(_, _, items)) => items.push(node),
-            Some(Frame::Map(_, _, entries, pending)) => match pending.take() {
+            Some(Frame::Map(_, _, entries, pending, seen)) => match pending.take() {
                 None => {
                     if !matches!(node.value, Value::Scalar { .. }) {
                         let d = node
@@ -495,10 +503,8 @@ impl Builder {
                 Some(key) => {
                     let is_merge =
                         matches!(&key.value, Value::Scalar { text, plain: true } if text == "<<");
-                    let dup = !is_merge
-                        && entries
-                            .iter()
-                            .any(|(k, _)| k.as_str() == key.as_str() && k.as_str() != Some("<<"));
+                    let dup =
+                        !is_merge && !seen.insert(key.as_str().unwrap_or_default().to_string());
                     if dup {
                         let name = key.as_str().unwrap_or_default().to_string();
                         self.errors.push(
