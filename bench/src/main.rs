@@ -14,6 +14,7 @@ mod proxy;
 mod report;
 mod result;
 mod rootfs;
+mod scale;
 mod stackgen;
 mod stats;
 mod wrk;
@@ -56,7 +57,7 @@ enum Cmd {
     ComposeConfig,
     /// HTTP load balancing throughput/latency vs HAProxy and nginx.
     Proxy,
-    /// Scheduler placement at scale (skipped: the scheduler does not exist yet).
+    /// Scheduler placement: 10,000 tasks on 1,000 simulated nodes.
     Scale,
     /// Print the generated stack file compose-config uses (to reproduce it by hand).
     StackFile {
@@ -100,7 +101,7 @@ fn main() -> ExitCode {
         Cmd::ContainerStart => ("container-start", container_start::run(&ctx)),
         Cmd::ComposeConfig => ("compose-config", compose_config::run(&ctx)),
         Cmd::Proxy => ("proxy", proxy::run(&ctx)),
-        Cmd::Scale => ("scale", Ok(scale(&ctx))),
+        Cmd::Scale => ("scale", Ok(scale::run(&ctx))),
         Cmd::StackFile { services } => {
             print!("{}", stackgen::stack_yaml(services));
             return ExitCode::SUCCESS;
@@ -147,16 +148,6 @@ fn loadavg() -> String {
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "unknown".into())
-}
-
-fn scale(ctx: &Ctx) -> BenchResult {
-    let mut r = BenchResult::new(
-        "scale",
-        "Scheduler: placement at 10,000 tasks x 1,000 nodes",
-        ctx.smoke,
-    );
-    r.skipped = Some("the scheduler does not exist yet (orchestration issue); this benchmark plugs in when it lands, anchored on Docker Swarm `docker service scale`".into());
-    r
 }
 
 fn run_report(
