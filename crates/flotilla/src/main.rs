@@ -4,6 +4,7 @@
 
 mod cmd;
 mod context;
+mod progress;
 
 use clap::{Parser, Subcommand};
 use context::{Context, OutputFormat};
@@ -11,7 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "flotilla", version, about = "A container platform for highly available services")]
+#[command(
+    name = "flotilla",
+    version,
+    about = "A container platform for highly available services"
+)]
 struct Cli {
     /// Where images, containers, volumes and state live.
     /// Default: /var/lib/flotilla as root, $XDG_DATA_HOME/flotilla otherwise.
@@ -36,6 +41,12 @@ enum Command {
     /// Run and manage single containers (low level, like `ctr`).
     #[command(subcommand)]
     Container(cmd::container::ContainerCmd),
+    /// Stack verbs: up, down, ps, services, logs, scale, restart, inspect, events.
+    #[command(flatten)]
+    Stack(cmd::stack::StackCmd),
+    /// Long-running roles: server, agent.
+    #[command(flatten)]
+    Server(cmd::server::ServerCmd),
     /// Internal entry points re-executed by Flotilla itself (container monitor).
     #[command(subcommand, hide = true)]
     Internal(cmd::internal::InternalCmd),
@@ -50,6 +61,8 @@ fn main() -> ExitCode {
         Command::Image(c) => cmd::image::run(&ctx, c),
         Command::Container(c) => cmd::container::run(&ctx, c),
         Command::Internal(c) => cmd::internal::run(c),
+        Command::Stack(c) => cmd::stack::run(&ctx, c),
+        Command::Server(c) => cmd::server::run(&ctx, c),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -5,3 +5,5 @@ pub mod config;
 pub mod container;
 pub mod image;
 pub mod internal;
+pub mod server;
+pub mod stack;
