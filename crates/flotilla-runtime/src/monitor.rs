@@ -129,12 +129,16 @@ fn supervise(dir: &ContainerDir, attach: bool, status: &mut Option<File>) -> Res
     // libcontainer's setup touched megabytes of code and heap. Replace this
     // process image with a fresh one that only waits (exec keeps our pid, so
     // init stays our child, and keeps the fds we mark inheritable).
+    // A foreground (attached) run waits in place instead: there the re-exec's
+    // startup would sit on the latency-critical path of short containers.
     let status_fd = status.take().map(OwnedFd::from);
-    let err = reexec_waiter(dir, init, &out_r, &err_r, &log, status_fd.as_ref(), attach);
-    note(
-        dir,
-        &format!("re-exec of the waiter failed, waiting in place: {err:#}"),
-    );
+    if !attach {
+        let err = reexec_waiter(dir, init, &out_r, &err_r, &log, status_fd.as_ref(), attach);
+        note(
+            dir,
+            &format!("re-exec of the waiter failed, waiting in place: {err:#}"),
+        );
+    }
     // SAFETY: glibc function without preconditions.
     unsafe { libc::malloc_trim(0) };
     wait_and_record(dir, &record, init, out_r, err_r, log, status_fd, attach)
