@@ -170,29 +170,29 @@ mod tests {
     use super::*;
     use flotilla_spec::{Mount, Service};
 
+    fn mount(kind: MountType, source: Option<&str>, target: &str) -> Mount {
+        Mount {
+            kind,
+            source: source.map(str::to_string),
+            target: target.into(),
+            read_only: false,
+            consistency: None,
+            bind: None,
+            volume: None,
+            tmpfs: None,
+        }
+    }
+
     #[test]
     fn volume_names_come_from_volume_mounts() {
-        let mut spec = Service::default();
-        spec.volumes = vec![
-            Mount {
-                kind: MountType::Volume,
-                source: Some("data".into()),
-                target: "/d".into(),
-                ..Default::default()
-            },
-            Mount {
-                kind: MountType::Bind,
-                source: Some("/host".into()),
-                target: "/h".into(),
-                ..Default::default()
-            },
-            Mount {
-                kind: MountType::Volume,
-                source: None,
-                target: "/anon".into(),
-                ..Default::default()
-            },
-        ];
+        let spec = Service {
+            volumes: vec![
+                mount(MountType::Volume, Some("data"), "/d"),
+                mount(MountType::Bind, Some("/host"), "/h"),
+                mount(MountType::Volume, None, "/anon"),
+            ],
+            ..Default::default()
+        };
         let record = ServiceRecord {
             id: "s_db".into(),
             stack: "s".into(),
