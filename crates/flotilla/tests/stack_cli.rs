@@ -188,7 +188,8 @@ const TWO_SERVICES: &str = r#"
 services:
   web:
     image: busybox:local
-    command: ["/bin/busybox", "httpd", "-f", "-p", "8080"]
+    # httpd answers 404 without an index page: give it one to serve.
+    command: ["/bin/sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www"]
     deploy:
       replicas: 3
     healthcheck:

@@ -5,7 +5,7 @@ use super::connect::OrExplain;
 use super::status::{is_ready, not_ready_report, service_row};
 use crate::progress::Progress;
 use flotilla_client::{Client, ServiceView};
-use flotilla_core::TaskState;
+use flotilla_core::{DesiredState, TaskState};
 use std::time::{Duration, Instant};
 
 /// How often the CLI polls the server while it waits.
@@ -18,8 +18,21 @@ pub enum Scope {
     Services(Vec<String>),
 }
 
-/// Every watched service with, for jobs, how many of its tasks completed.
-pub async fn snapshot(client: &Client, scope: &Scope) -> anyhow::Result<Vec<(ServiceView, u64)>> {
+/// One watched service: its view, completed tasks (jobs) and tasks that
+/// were told to stop but have not yet (scale-down, update).
+pub struct Watched {
+    pub view: ServiceView,
+    pub completed: u64,
+    pub stopping: u64,
+}
+
+impl Watched {
+    pub fn ready(&self) -> bool {
+        is_ready(&self.view, self.completed) && self.stopping == 0
+    }
+}
+
+pub async fn snapshot(client: &Client, scope: &Scope) -> anyhow::Result<Vec<Watched>> {
     let views = match scope {
         Scope::Stack(s) => client.services(Some(s)).await.or_explain(client)?,
         Scope::Services(ids) => {
@@ -32,24 +45,38 @@ pub async fn snapshot(client: &Client, scope: &Scope) -> anyhow::Result<Vec<(Ser
     };
     let mut out = Vec::new();
     for view in views {
-        let completed = if super::status::is_job(&view) {
-            client
-                .tasks(Some(&view.record.id), true)
-                .await
-                .or_explain(client)?
-                .iter()
-                .filter(|t| t.state == TaskState::Complete)
-                .count() as u64
-        } else {
-            0
-        };
-        out.push((view, completed));
+        let tasks = client
+            .tasks(Some(&view.record.id), super::status::is_job(&view))
+            .await
+            .or_explain(client)?;
+        let completed = tasks
+            .iter()
+            .filter(|t| t.state == TaskState::Complete)
+            .count() as u64;
+        let stopping = tasks
+            .iter()
+            .filter(|t| t.desired == DesiredState::Shutdown && t.state.is_active())
+            .count() as u64;
+        out.push(Watched {
+            view,
+            completed,
+            stopping,
+        });
     }
     Ok(out)
 }
 
-pub fn render(progress: &mut Progress, snap: &[(ServiceView, u64)]) {
-    let rows: Vec<_> = snap.iter().map(|(v, c)| service_row(v, *c)).collect();
+pub fn render(progress: &mut Progress, snap: &[Watched]) {
+    let rows: Vec<_> = snap
+        .iter()
+        .map(|w| {
+            let mut row = service_row(&w.view, w.completed);
+            if w.stopping > 0 {
+                row.text.push_str(&format!("  ({} stopping)", w.stopping));
+            }
+            row
+        })
+        .collect();
     progress.update(&rows);
 }
 
@@ -65,14 +92,19 @@ pub async fn until_ready(
     loop {
         let snap = snapshot(client, scope).await?;
         render(progress, &snap);
-        if !snap.is_empty() && snap.iter().all(|(v, c)| is_ready(v, *c)) {
+        if !snap.is_empty() && snap.iter().all(Watched::ready) {
             return Ok(());
         }
         if start.elapsed() >= timeout {
             anyhow::bail!(
                 "not every service became ready within {}s:\n{}",
                 timeout.as_secs(),
-                not_ready_report(&snap)
+                not_ready_report(
+                    &snap
+                        .iter()
+                        .map(|w| (w.view.clone(), w.completed))
+                        .collect::<Vec<_>>()
+                )
             );
         }
         tokio::time::sleep(POLL).await;
