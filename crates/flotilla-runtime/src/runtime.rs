@@ -491,8 +491,50 @@ impl Runtime {
         self.cleanup(&record.id, Some(&record))
     }
 
+    /// Like [`Runtime::remove`] with `force`, for `run --rm`: everything but
+    /// the directory's contents is undone before returning, and the directory
+    /// leaves `containers/` at once (one rename into `trash/`), so the
+    /// container is gone for every later command. Deleting the files is left
+    /// to a background `rm`: on a busy disk each unlink of the overlay's upper
+    /// layer can wait on the journal, and that wait was the largest part of
+    /// a short `run --rm`. Falls back to deleting in place if the rename fails.
+    pub fn remove_detached(&self, id_or_name: &str) -> Result<()> {
+        let record = self.lookup(id_or_name)?;
+        if self.info(&record)?.state == ContainerState::Running {
+            self.kill(&record.id, libc::SIGKILL).ok();
+            self.wait(&record.id).ok();
+        }
+        self.undo_host_state(&record.id, Some(&record))?;
+        let dir = self.dir(&record.id);
+        let trash = self.data_dir.join(TRASH_DIR);
+        let target = trash.join(&record.id);
+        let moved = fs::create_dir_all(&trash).is_ok() && fs::rename(dir.path(), &target).is_ok();
+        if !moved {
+            return remove_dir(dir.path());
+        }
+        // Not waited for: it is reparented to init when this process exits.
+        // `--one-file-system`: nothing mounted below may be followed.
+        let spawned = std::process::Command::new("rm")
+            .args(["-rf", "--one-file-system", "--"])
+            .arg(&target)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(_) => remove_dir(&target),
+        }
+    }
+
     /// Undoes everything a container has on the host; each step is idempotent.
     fn cleanup(&self, id: &str, record: Option<&ContainerRecord>) -> Result<()> {
+        self.undo_host_state(id, record)?;
+        remove_dir(self.dir(id).path())
+    }
+
+    /// Everything [`Runtime::cleanup`] does except deleting the directory.
+    fn undo_host_state(&self, id: &str, record: Option<&ContainerRecord>) -> Result<()> {
         let dir = self.dir(id);
         let native = record.map(|r| r.driver == Driver::Native).unwrap_or(true);
         if native {
@@ -510,11 +552,7 @@ impl Runtime {
                 network::detach(&self.data_dir, id)?;
             }
         }
-        match fs::remove_dir_all(dir.path()) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing {}", dir.path().display())),
-        }
+        Ok(())
     }
 
     /// All containers, oldest first.
@@ -684,6 +722,18 @@ impl Runtime {
         let mut status = String::new();
         let _ = std::io::Read::read_to_string(&mut read, &mut status);
         parse_exit_line(&status).context("exec failed (see the error above)")
+    }
+}
+
+/// Where `remove_detached` moves a container directory for background deletion.
+const TRASH_DIR: &str = "trash";
+
+/// Deletes a directory tree; already gone is fine.
+fn remove_dir(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
     }
 }
 

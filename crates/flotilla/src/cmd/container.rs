@@ -226,7 +226,8 @@ pub fn run(ctx: &Context, cmd: ContainerCmd) -> Result<u8> {
             }
             let result = rt.start_attached(&id);
             if args.rm {
-                rt.remove(&id, true)?;
+                // The files go in the background; the container is gone now.
+                rt.remove_detached(&id)?;
             }
             let exit = result?;
             Ok(exit_byte(exit.exit_code))
