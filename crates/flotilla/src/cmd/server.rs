@@ -237,9 +237,11 @@ pub fn spawn_background(data_dir: &Path, listen: SocketAddr) -> anyhow::Result<u
         .open(&log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
     let exe = std::env::current_exe().context("finding the flotilla executable")?;
+    // Absolute, so `down` (maybe from another directory) recognises it.
+    let abs_dir = std::fs::canonicalize(data_dir)?;
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--data-dir")
-        .arg(data_dir)
+        .arg(&abs_dir)
         .arg("serve-all")
         .arg("--listen")
         .arg(listen.to_string())
@@ -276,7 +278,8 @@ pub async fn stop_background(data_dir: &Path) -> anyhow::Result<bool> {
     let Some(pid) = read_pid(&path) else {
         return Ok(false);
     };
-    if pid <= 1 || !alive(pid) {
+    // Pids are reused: signal only a live `serve-all` of this data dir.
+    if pid <= 1 || !alive(pid) || !is_serve_all_of(pid, data_dir) {
         let _ = std::fs::remove_file(&path);
         return Ok(false);
     }
@@ -302,6 +305,18 @@ fn is_zombie(pid: i32) -> bool {
         .and_then(|s| {
             s.rsplit_once(')')
                 .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// Whether the process runs `flotilla … serve-all` for this data dir.
+fn is_serve_all_of(pid: i32, data_dir: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            let abs = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+            let dir = abs.as_os_str().as_encoded_bytes();
+            args.contains(&&b"serve-all"[..]) && args.contains(&dir)
         })
         .unwrap_or(false)
 }
