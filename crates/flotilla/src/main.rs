@@ -53,6 +53,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The runtime re-executes this binary as `flotilla internal <verb> …` for
+    // every container (monitor) and every exec. Dispatch those before clap and
+    // tracing: it keeps the long-lived monitor's memory small and the start
+    // path short.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() >= 3 && args[1] == "internal" {
+        if std::env::var_os("FLOTILLA_LOG").is_some() {
+            init_tracing();
+        }
+        let code = flotilla_runtime::entry::main_from_args(args.into_iter().skip(2));
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let cli = Cli::parse();
     init_tracing();
     let ctx = Context::new(cli.data_dir, cli.output);
