@@ -2,6 +2,7 @@
 //! Errors carry the server's JSON message and hint, so the CLI can show them as is.
 
 use flotilla_core::objects::{EventRecord, NodeRecord, ServiceRecord};
+pub use flotilla_core::objects::{ServiceCounts, ServiceView};
 use flotilla_core::Task;
 use flotilla_spec::Stack;
 use reqwest::Method;
@@ -41,22 +42,6 @@ pub struct Client {
     base: String,
     token: String,
     http: reqwest::Client,
-}
-
-/// `GET /v1/services` entries: the record plus live counts.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct ServiceView {
-    #[serde(flatten)]
-    pub record: ServiceRecord,
-    pub status: ServiceCounts,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct ServiceCounts {
-    pub desired: u64,
-    pub running: u64,
-    pub healthy: u64,
-    pub problem: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -66,3 +66,24 @@ pub struct EventRecord {
     pub action: String,
     pub message: String,
 }
+
+/// `GET /v1/services` entries: the record plus live counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceView {
+    #[serde(flatten)]
+    pub record: ServiceRecord,
+    pub status: ServiceCounts,
+}
+
+/// Replica counts as `docker service ls` shows them, plus health.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCounts {
+    /// Replicas wanted (for global services: tasks wanted, one per node).
+    pub desired: u64,
+    pub running: u64,
+    pub healthy: u64,
+    /// Why the service is not converging: the newest task problem
+    /// (unschedulable, image missing…) or a controller note (waiting for a
+    /// dependency, restart attempts spent).
+    pub problem: Option<String>,
+}

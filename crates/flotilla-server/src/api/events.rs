@@ -65,9 +65,5 @@ pub async fn list(
             }
         }
     });
-    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    Ok(Response::builder()
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .expect("static headers are valid"))
+    Ok(super::ndjson(rx))
 }

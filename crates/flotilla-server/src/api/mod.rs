@@ -101,3 +101,14 @@ pub fn check_name(what: &str, name: &str) -> Result<(), ApiError> {
         )
     }
 }
+
+/// A streaming `application/x-ndjson` response fed by a channel of lines.
+pub fn ndjson(
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::convert::Infallible>>,
+) -> axum::response::Response {
+    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    axum::response::Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .expect("static headers are valid")
+}

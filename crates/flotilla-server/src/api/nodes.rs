@@ -213,9 +213,5 @@ pub async fn assignments(
             }
         }
     });
-    let body = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    Ok(Response::builder()
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .expect("static headers are valid"))
+    Ok(super::ndjson(rx))
 }

@@ -8,31 +8,13 @@ use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use flotilla_core::keys;
-use flotilla_core::objects::ServiceRecord;
+use flotilla_core::objects::{ServiceCounts, ServiceRecord, ServiceView};
 use flotilla_core::{DesiredState, Health, Task, TaskState};
 use flotilla_spec::DeployMode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// Upper bound on replicas, so a typo cannot ask for a billion tasks.
 pub const MAX_REPLICAS: u64 = 10_000;
-
-#[derive(Serialize)]
-pub struct ServiceView {
-    #[serde(flatten)]
-    pub record: ServiceRecord,
-    pub status: ServiceCounts,
-}
-
-/// Replica counts as `docker service ls` shows them, plus health.
-#[derive(Serialize, Default)]
-pub struct ServiceCounts {
-    /// Replicas wanted (for global services: tasks wanted, one per node).
-    pub desired: u64,
-    pub running: u64,
-    pub healthy: u64,
-    /// The newest reason a task is not running (unschedulable, image missing…).
-    pub problem: Option<String>,
-}
 
 pub fn counts(record: &ServiceRecord, tasks: &[Task]) -> ServiceCounts {
     let current: Vec<&Task> = tasks

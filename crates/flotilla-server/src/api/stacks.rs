@@ -89,16 +89,13 @@ pub async fn deploy(
     // Services of this stack that the new file no longer has.
     for old in repo.list::<ServiceRecord>(keys::SERVICES).await? {
         if old.stack == name && !stack.services.contains_key(&old.name) {
-            repo.delete(&keys::service(&old.id)).await?;
-            events::record(
-                repo,
-                "service",
-                &old.id,
-                "removed",
-                format!("no longer in stack {name}"),
+            remove_service(
+                &state,
+                old,
+                &mut report,
+                &format!("no longer in stack {name}"),
             )
-            .await;
-            report.insert(old.name, "removed".into());
+            .await?;
         }
     }
     state.kick.notify_one();
@@ -117,16 +114,7 @@ pub async fn remove(
     let mut report = BTreeMap::new();
     for old in repo.list::<ServiceRecord>(keys::SERVICES).await? {
         if old.stack == name {
-            repo.delete(&keys::service(&old.id)).await?;
-            events::record(
-                repo,
-                "service",
-                &old.id,
-                "removed",
-                format!("stack {name} removed"),
-            )
-            .await;
-            report.insert(old.name, "removed".into());
+            remove_service(&state, old, &mut report, &format!("stack {name} removed")).await?;
         }
     }
     if report.is_empty() {
@@ -137,6 +125,19 @@ pub async fn remove(
         stack: name,
         services: report,
     }))
+}
+
+/// Delete a service record; the orchestrator then stops its tasks.
+async fn remove_service(
+    state: &AppState,
+    old: ServiceRecord,
+    report: &mut BTreeMap<String, String>,
+    why: &str,
+) -> ApiResult<()> {
+    state.repo.delete(&keys::service(&old.id)).await?;
+    events::record(&state.repo, "service", &old.id, "removed", why).await;
+    report.insert(old.name, "removed".into());
+    Ok(())
 }
 
 #[derive(Serialize)]
