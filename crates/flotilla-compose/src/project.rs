@@ -199,8 +199,15 @@ impl Loader {
                 return empty_map(&source);
             }
         };
-        if root.as_map().is_none() {
-            if root.is_null() {
+        if root.as_map().is_none_or(<[_]>::is_empty) {
+            if root.is_null() || root.as_map().is_some() {
+                // Like `docker compose`, which refuses a file with no content
+                // ("empty compose file"); the parser reads one as `{}`.
+                self.errors.push(
+                    root.pos
+                        .error("empty compose file".to_string())
+                        .with_help("a Compose file starts with `services:`"),
+                );
                 return empty_map(&source);
             }
             self.errors.push(

@@ -624,6 +624,16 @@ fn depends_on(cx: &mut Ctx<'_>, node: &Node, c: &str) -> BTreeMap<String, Depend
                 let name = k.as_str().unwrap_or_default().to_string();
                 let c = format!("{c}.{name}");
                 let mut d = default.clone();
+                // The Compose schema requires `condition` in the long form and
+                // `docker compose` validates against it before filling
+                // defaults, so a missing condition is rejected, not defaulted.
+                if v.as_map().is_some() && v.get("condition").is_none() {
+                    cx.error(
+                        v.pos
+                            .error(format!("`{c}` has no `condition`"))
+                            .with_help("add e.g. `condition: service_started`"),
+                    );
+                }
                 for (key, fv) in cx.fields(v, keys::DEPENDS_ON, &c, true) {
                     let c = format!("{c}.{key}");
                     match key {
