@@ -213,23 +213,16 @@ pub fn parse_tmpfs(s: &str) -> Result<MountSpec> {
 
 /// Volume names become directory names: keep them to a safe alphabet.
 pub fn validate_volume_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if !ok {
-        bail!("invalid volume name {name:?}: expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 128 characters)");
-    }
-    Ok(())
+    validate_docker_name("volume", name)
 }
 
 /// Container names: the same alphabet as Docker's.
 pub fn validate_name(name: &str) -> Result<()> {
+    validate_docker_name("container", name)
+}
+
+/// Docker's rule for container and volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 128 characters.
+fn validate_docker_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name
@@ -240,7 +233,7 @@ pub fn validate_name(name: &str) -> Result<()> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !ok {
-        bail!("invalid container name {name:?}: expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 128 characters)");
+        bail!("invalid {what} name {name:?}: expected [a-zA-Z0-9][a-zA-Z0-9_.-]* (at most 128 characters)");
     }
     Ok(())
 }
