@@ -1,0 +1,303 @@
+//! L7: HTTP/1.1 and h2 (prior knowledge) from clients, balanced per request
+//! over a pooled keep-alive HTTP/1.1 client to the endpoints, with retries
+//! on another endpoint for connect failures and for idempotent requests
+//! that failed before any response byte arrived.
+
+use crate::body::ProxyBody;
+use crate::config::Timeouts;
+use crate::endpoints::{pick, InFlight, ListenerShared};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::http::uri::{PathAndQuery, Scheme};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpStream;
+
+/// Request bodies up to this size (with a known length) are buffered so the
+/// request can be replayed on another endpoint; larger or streamed bodies
+/// are forwarded as they come and never retried.
+const MAX_REPLAY_BODY: u64 = 64 * 1024;
+
+pub(crate) type UpstreamClient = Client<HttpConnector, ProxyBody>;
+
+/// A pooled keep-alive client to the endpoints of one listener.
+pub(crate) fn upstream_client(t: &Timeouts) -> UpstreamClient {
+    let mut c = HttpConnector::new();
+    c.set_nodelay(true);
+    c.set_connect_timeout(Some(t.connect()));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(t.idle())
+        .pool_timer(TokioTimer::new())
+        .build(c)
+}
+
+/// Serves one accepted client connection until it closes.
+pub(crate) async fn serve_connection(stream: TcpStream, shared: Arc<ListenerShared>) {
+    let timeouts = shared.backends.load().timeouts;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.idle())
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let svc = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+    });
+    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+        tracing::debug!("client connection ended with an error: {e}");
+    }
+}
+
+fn text(status: StatusCode, msg: String) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(msg));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Methods whose requests may be sent twice (RFC 9110 §9.2.2).
+fn is_idempotent(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Removes connection-specific headers (RFC 9110 §7.6.1): they describe one
+/// hop, and h2 forbids them outright.
+fn strip_hop_headers(h: &mut HeaderMap) {
+    if let Some(c) = h.remove(header::CONNECTION) {
+        if let Ok(c) = c.to_str() {
+            for name in c.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                h.remove(name);
+            }
+        }
+    }
+    for name in [
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+    ] {
+        h.remove(name);
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+}
+
+/// What the request's body is, for forwarding and possibly replaying.
+enum RequestBody {
+    /// Buffered (or empty): can be sent again.
+    Replayable(Option<Bytes>),
+    /// Streamed: sent once, never retried.
+    Once(Option<Incoming>),
+}
+
+async fn handle(shared: &ListenerShared, req: Request<Incoming>) -> Response<ProxyBody> {
+    let backends = shared.backends.load_full();
+    if backends.endpoints.is_empty() {
+        shared.metrics.no_endpoint_errors.inc();
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("no healthy endpoint for service {}\n", shared.service),
+        );
+    }
+    let Some(client) = backends.client.as_ref() else {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "http listener without an upstream client\n".into(),
+        );
+    };
+    let (mut parts, body) = req.into_parts();
+    strip_hop_headers(&mut parts.headers);
+    if !parts.headers.contains_key(header::HOST) {
+        // h2 carries the host in :authority; HTTP/1.1 upstream needs Host.
+        if let Some(v) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+    let mut body = if body.is_end_stream() {
+        RequestBody::Replayable(None)
+    } else if body
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n <= MAX_REPLAY_BODY)
+    {
+        match tokio::time::timeout(backends.timeouts.request(), body.collect()).await {
+            Ok(Ok(b)) => RequestBody::Replayable(Some(b.to_bytes())),
+            Ok(Err(e)) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading the request body failed: {e}\n"),
+                )
+            }
+            Err(_) => {
+                return text(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body did not arrive in time\n".into(),
+                )
+            }
+        }
+    } else {
+        RequestBody::Once(Some(body))
+    };
+    let idempotent = is_idempotent(&parts.method);
+    let pq = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let max_retries = backends.retries as usize;
+    let mut tried: Vec<usize> = Vec::new();
+    loop {
+        let Some(i) = pick(&backends.endpoints, &tried) else {
+            // Unreachable in practice: we stop retrying before running out.
+            return text(
+                StatusCode::BAD_GATEWAY,
+                format!("every endpoint of service {} failed\n", shared.service),
+            );
+        };
+        let ep = &backends.endpoints[i];
+        let in_flight = ep.enter();
+        let uri = Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(ep.authority.clone())
+            .path_and_query(pq.clone())
+            .build()
+            .expect("scheme, authority and path of a valid URI");
+        let can_retry_more =
+            tried.len() < max_retries && tried.len() + 1 < backends.endpoints.len();
+        let (up_body, replayable) = match &mut body {
+            RequestBody::Replayable(b) => (ProxyBody::Full(b.clone()), true),
+            RequestBody::Once(b) => match b.take() {
+                Some(b) => (
+                    ProxyBody::Stream {
+                        body: b,
+                        _in_flight: None,
+                    },
+                    false,
+                ),
+                None => unreachable!("a streamed body is never retried"),
+            },
+        };
+        let mut up = Request::new(up_body);
+        *up.method_mut() = parts.method.clone();
+        *up.uri_mut() = uri;
+        *up.headers_mut() = if replayable && can_retry_more {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
+        ep.metrics.requests.inc();
+        let start = Instant::now();
+        match tokio::time::timeout(backends.timeouts.request(), client.request(up)).await {
+            Ok(Ok(resp)) => {
+                ep.connect_succeeded();
+                ep.metrics.latency.observe(start.elapsed().as_secs_f64());
+                return response(resp, in_flight);
+            }
+            Ok(Err(e)) => {
+                ep.metrics.errors.inc();
+                let connect = e.is_connect();
+                if connect {
+                    ep.connect_failed();
+                }
+                if replayable && can_retry_more && (connect || idempotent) {
+                    tracing::debug!(endpoint = %ep.ep.id, "retrying on another endpoint after: {e:#}");
+                    shared.metrics.retries.inc();
+                    tried.push(i);
+                    continue;
+                }
+                return text(
+                    StatusCode::BAD_GATEWAY,
+                    format!(
+                        "service {}: endpoint {} failed: {}\n",
+                        shared.service,
+                        ep.ep.id,
+                        error_chain(&e)
+                    ),
+                );
+            }
+            Err(_) => {
+                ep.metrics.errors.inc();
+                return text(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "service {}: endpoint {} sent no response within {} ms\n",
+                        shared.service, ep.ep.id, backends.timeouts.request_ms
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// The upstream response, streamed to the client; the endpoint stays in
+/// flight until the body is done.
+fn response(resp: Response<Incoming>, in_flight: InFlight) -> Response<ProxyBody> {
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_headers(&mut parts.headers);
+    Response::from_parts(
+        parts,
+        ProxyBody::Stream {
+            body,
+            _in_flight: Some(in_flight),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_headers_and_those_named_by_connection_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, x-hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("x-end", HeaderValue::from_static("2"));
+        strip_hop_headers(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-end"));
+    }
+
+    #[test]
+    fn only_idempotent_methods_are_retried() {
+        assert!(is_idempotent(&Method::GET) && is_idempotent(&Method::PUT));
+        assert!(!is_idempotent(&Method::POST) && !is_idempotent(&Method::PATCH));
+    }
+}
