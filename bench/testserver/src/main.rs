@@ -6,6 +6,11 @@
 //!
 //! Built statically (`-C target-feature=+crt-static`) so the same binary can go
 //! into a scratch image for the Flotilla side of the benchmark.
+//!
+//! `bench-testserver probe [ADDR:PORT]` is the health check the deploy and
+//! recover benchmarks give both Flotilla and Docker Swarm: one blocking
+//! `GET /` (no runtime started), exit 0 on a 200 answer, 1 otherwise. It lives
+//! in the same binary so the image needs no shell or curl.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -18,7 +23,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
-const USAGE: &str = "usage: bench-testserver [--listen ADDR:PORT] [--name NAME]";
+const USAGE: &str = "usage: bench-testserver [--listen ADDR:PORT] [--name NAME]\n       bench-testserver probe [ADDR:PORT]   (default 127.0.0.1:8080; exit 0 on HTTP 200)";
+const PROBE_DEFAULT: &str = "127.0.0.1:8080";
+/// Connect, write and read each get this long: a health check must not hang.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 struct Args {
     listen: SocketAddr,
@@ -46,6 +54,17 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some("probe") {
+        let target = argv.next().unwrap_or_else(|| PROBE_DEFAULT.to_string());
+        match probe(&target) {
+            Ok(()) => std::process::exit(0),
+            Err(msg) => {
+                eprintln!("bench-testserver probe {target}: {msg}");
+                std::process::exit(1);
+            }
+        }
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(msg) => {
@@ -68,6 +87,31 @@ fn main() {
     }
 }
 
+/// One `GET /` to `target`; Ok when the status line says 200.
+fn probe(target: &str) -> Result<(), String> {
+    use std::io::Read;
+    let addr: SocketAddr = target
+        .parse()
+        .map_err(|e| format!("expected ADDR:PORT such as {PROBE_DEFAULT} ({e})"))?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(PROBE_TIMEOUT))
+        .and_then(|()| s.set_write_timeout(Some(PROBE_TIMEOUT)))
+        .map_err(|e| format!("socket timeouts: {e}"))?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).map_err(|e| format!("read: {e}"))?;
+    if head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200") {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected an HTTP 200 status line, got {:?}",
+            String::from_utf8_lossy(&head)
+        ))
+    }
+}
+
 async fn serve(args: Args) -> std::io::Result<()> {
     let listener = TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
@@ -77,10 +121,15 @@ async fn serve(args: Args) -> std::io::Result<()> {
         out.flush()?;
     }
     let body = Bytes::from(format!("hello from {}\n", args.name));
+    // As a container's pid 1 the kernel drops signals without a handler, so
+    // SIGTERM is handled explicitly: `down` / `service rm` need not wait out
+    // the stop grace period.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => r?,
             _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = term.recv() => return Ok(()),
         };
         let _ = stream.set_nodelay(true);
         let body = body.clone();
