@@ -132,7 +132,10 @@ async fn tcp_exchange(query: &[u8], upstream: SocketAddr, id: [u8; 2]) -> io::Re
 }
 
 /// Writes one DNS-over-TCP message: 2-byte big-endian length, then the message (RFC 1035 4.2.2).
-pub async fn write_framed<W: AsyncWriteExt + Unpin>(writer: &mut W, message: &[u8]) -> io::Result<()> {
+pub async fn write_framed<W: AsyncWriteExt + Unpin>(
+    writer: &mut W,
+    message: &[u8],
+) -> io::Result<()> {
     let len = u16::try_from(message.len()).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -306,8 +306,7 @@ async fn serve_tcp_connection(mut stream: TcpStream, view: Arc<ViewSlot>, shared
             Reply::Send(bytes) => bytes,
             Reply::Nothing => continue,
             Reply::Forward(request) => {
-                match forward_reply(packet, request, true, data.name.clone(), shared.clone())
-                    .await
+                match forward_reply(packet, request, true, data.name.clone(), shared.clone()).await
                 {
                     Some(bytes) => bytes,
                     None => continue,

@@ -301,11 +301,11 @@ mod tests {
     fn several_questions_are_formerr_and_other_opcodes_notimp() {
         let t = table(&[("api", &[v4(1)])]);
         let mut two = query("api", RecordType::A);
-        two.add_query(Query::query(Name::from_ascii("web").unwrap(), RecordType::A));
-        assert_eq!(
-            answer_ips(decide(&t, &two)).0,
-            ResponseCode::FormErr
-        );
+        two.add_query(Query::query(
+            Name::from_ascii("web").unwrap(),
+            RecordType::A,
+        ));
+        assert_eq!(answer_ips(decide(&t, &two)).0, ResponseCode::FormErr);
         let mut none = query("api", RecordType::A);
         none.queries.clear();
         assert_eq!(answer_ips(decide(&t, &none)).0, ResponseCode::FormErr);
