@@ -79,6 +79,8 @@ pub struct StatusReport {
     pub container_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub addresses: std::collections::BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<flotilla_core::Health>,
 }
@@ -196,6 +198,16 @@ impl Client {
     pub async fn task(&self, id: &str) -> Result<Task> {
         self.call(Method::GET, &format!("/v1/tasks/{id}"), None)
             .await
+    }
+
+    /// Stack networks with their subnets.
+    pub async fn networks(&self) -> Result<Vec<flotilla_core::network::NetworkRecord>> {
+        self.call(Method::GET, "/v1/networks", None).await
+    }
+
+    /// The data-plane view every node builds its DNS and proxy from.
+    pub async fn networking(&self) -> Result<flotilla_core::network::Networking> {
+        self.call(Method::GET, "/v1/networking", None).await
     }
 
     pub async fn nodes(&self) -> Result<Vec<NodeRecord>> {

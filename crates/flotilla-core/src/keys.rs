@@ -6,6 +6,8 @@ pub const TASKS: &str = "/tasks/";
 pub const NODES: &str = "/nodes/";
 pub const EVENTS: &str = "/events/";
 pub const TOKENS: &str = "/auth/tokens/";
+pub const NETWORKS: &str = "/networks/";
+pub const VIPS: &str = "/vips/";
 
 pub fn service(id: &str) -> String {
     format!("{SERVICES}{id}")
@@ -18,6 +20,19 @@ pub fn tasks_of(service: &str) -> String {
 
 pub fn task(service: &str, task: &str) -> String {
     format!("{TASKS}{service}/{task}")
+}
+
+pub fn network(name: &str) -> String {
+    format!("{NETWORKS}{name}")
+}
+
+/// The VIPs of one network share a prefix.
+pub fn vips_of(network: &str) -> String {
+    format!("{VIPS}{network}/")
+}
+
+pub fn vip(network: &str, service: &str) -> String {
+    format!("{VIPS}{network}/{service}")
 }
 
 pub fn node(id: &str) -> String {

@@ -8,6 +8,7 @@
 
 pub mod deps;
 pub mod keys;
+pub mod network;
 pub mod objects;
 pub mod plan;
 pub mod reconcile;

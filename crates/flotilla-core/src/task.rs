@@ -116,6 +116,9 @@ pub struct Task {
     pub exit_code: Option<i32>,
     pub container_id: Option<String>,
     pub ip: Option<String>,
+    /// Address on each stack network (network name → IPv4); `ip` is the first.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub addresses: std::collections::BTreeMap<String, String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: u64,
     pub started_at: Option<u64>,
@@ -137,6 +140,7 @@ impl Task {
             exit_code: None,
             container_id: None,
             ip: None,
+            addresses: Default::default(),
             created_at: now,
             started_at: None,
             finished_at: None,

@@ -13,6 +13,7 @@ mod events;
 mod repo;
 mod state;
 
+pub use api::networks::NetworkPool;
 pub use api::MAX_BODY;
 pub use auth::TOKEN_FILE;
 
@@ -30,6 +31,38 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// A node that has not heartbeated for this long is marked down.
     pub node_ttl: Duration,
+    /// The pool stack networks get their subnets from.
+    pub networks: NetworkPool,
+    /// Served at `/metrics` (Prometheus text format). `up` shares it with
+    /// the in-process agent, whose proxy registers its counters there.
+    pub metrics: SharedRegistry,
+}
+
+/// A metrics registry several components register into.
+pub type SharedRegistry = std::sync::Arc<std::sync::Mutex<prometheus_client::registry::Registry>>;
+
+impl NetworkPool {
+    /// `FLOTILLA_NETWORK_POOL` (default 10.210.0.0/16) carved into
+    /// `/FLOTILLA_NETWORK_PREFIX` networks (default 24).
+    pub fn from_env() -> anyhow::Result<NetworkPool> {
+        use flotilla_core::network::{
+            check_carving, parse_pool, DEFAULT_POOL, DEFAULT_SUBNET_PREFIX,
+        };
+        let pool = std::env::var("FLOTILLA_NETWORK_POOL").unwrap_or_else(|_| DEFAULT_POOL.into());
+        let pool = parse_pool(&pool).map_err(|e| anyhow::anyhow!("FLOTILLA_NETWORK_POOL: {e}"))?;
+        let prefix = match std::env::var("FLOTILLA_NETWORK_PREFIX") {
+            Ok(p) => p
+                .trim()
+                .trim_start_matches('/')
+                .parse::<u8>()
+                .map_err(|_| {
+                    anyhow::anyhow!("FLOTILLA_NETWORK_PREFIX: {p:?} is not a prefix length like 24")
+                })?,
+            Err(_) => DEFAULT_SUBNET_PREFIX,
+        };
+        check_carving(pool, prefix).map_err(|e| anyhow::anyhow!("FLOTILLA_NETWORK_PREFIX: {e}"))?;
+        Ok(NetworkPool { pool, prefix })
+    }
 }
 
 pub struct RunningServer {
@@ -61,6 +94,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<RunningServer> {
         kick: Default::default(),
         node_ttl: config.node_ttl,
         notes: Default::default(),
+        networks: config.networks,
+        metrics: config.metrics.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -19,4 +19,7 @@ pub struct AppState {
     /// Per service: why it is not converging (waiting for a dependency,
     /// restart attempts spent), shown in `services` and `up`.
     pub notes: Arc<Mutex<HashMap<String, String>>>,
+    /// Where stack network subnets are carved from.
+    pub networks: crate::NetworkPool,
+    pub metrics: crate::SharedRegistry,
 }

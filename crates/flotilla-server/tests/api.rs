@@ -22,6 +22,11 @@ impl Harness {
             data_dir: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".parse().unwrap(),
             node_ttl: Duration::from_secs(1),
+            metrics: Default::default(),
+            networks: flotilla_server::NetworkPool {
+                pool: "10.250.0.0/16".parse().unwrap(),
+                prefix: 24,
+            },
         })
         .await
         .unwrap();
@@ -466,6 +471,11 @@ async fn state_survives_a_server_restart() {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         node_ttl: Duration::from_secs(5),
+        metrics: Default::default(),
+        networks: flotilla_server::NetworkPool {
+            pool: "10.250.0.0/16".parse().unwrap(),
+            prefix: 24,
+        },
     };
     let server = start(config()).await.unwrap();
     let token = server.new_token.clone().unwrap();
@@ -493,4 +503,109 @@ async fn state_survives_a_server_restart() {
     assert_eq!(services[0]["id"], "shop_web");
     assert_eq!(services[0]["spec"]["deploy"]["replicas"], 2);
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_networks_get_subnets_and_services_stable_vips() {
+    let h = Harness::new().await;
+    let mut s = stack(1);
+    let web = s.services.get_mut("web").unwrap();
+    web.networks = [
+        ("default".to_string(), Default::default()),
+        ("back".to_string(), Default::default()),
+    ]
+    .into();
+    let mut db = Service {
+        image: Some("busybox:local".into()),
+        ..Default::default()
+    };
+    db.networks = [("back".to_string(), Default::default())].into();
+    db.deploy.endpoint_mode = flotilla_spec::EndpointMode::Dnsrr;
+    s.services.insert("db".into(), db);
+    for key in ["default", "back"] {
+        s.networks.insert(
+            key.into(),
+            flotilla_spec::Network {
+                name: format!("shop_{key}"),
+                ..Default::default()
+            },
+        );
+    }
+    let body = serde_json::to_value(&s).unwrap();
+    let (status, reply) = h
+        .send(reqwest::Method::PUT, "/v1/stacks/shop", body.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+
+    let networks = h.get("/v1/networks").await;
+    let subnets: Vec<&str> = networks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["subnet"].as_str().unwrap())
+        .collect();
+    assert_eq!(subnets.len(), 2, "{networks}");
+    assert_ne!(subnets[0], subnets[1]);
+    assert!(subnets
+        .iter()
+        .all(|s| s.starts_with("10.250.") && s.ends_with("/24")));
+
+    let view = h.get("/v1/networking").await;
+    let svc = |name: &str| {
+        view["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let web_vips = svc("web")["vips"].clone();
+    assert_eq!(web_vips.as_object().unwrap().len(), 2, "{view}");
+    // VIPs come from the upper half of each subnet.
+    let default_vip = web_vips["shop_default"].as_str().unwrap();
+    assert!(default_vip.ends_with(".128"), "{default_vip}");
+    // dnsrr services get no VIP.
+    assert!(svc("db")["vips"].as_object().unwrap().is_empty());
+    assert!(svc("db")["dnsrr"].as_bool().unwrap());
+
+    // Redeploying keeps the same subnets and VIPs.
+    let (status, _) = h
+        .send(reqwest::Method::PUT, "/v1/stacks/shop", body.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let again = h.get("/v1/networking").await;
+    assert_eq!(again["networks"], view["networks"]);
+    assert_eq!(
+        again["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "web")
+            .unwrap()["vips"],
+        web_vips
+    );
+
+    // A network the stack does not declare is a 400 naming it.
+    let mut bad = s.clone();
+    bad.services.get_mut("db").unwrap().networks =
+        [("nope".to_string(), Default::default())].into();
+    let (status, reply) = h
+        .send(
+            reqwest::Method::PUT,
+            "/v1/stacks/shop",
+            serde_json::to_value(&bad).unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("nope"), "{reply}");
+
+    // Removing the stack releases its networks and VIPs.
+    let (status, _) = h
+        .send(reqwest::Method::DELETE, "/v1/stacks/shop", Value::Null)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h.get("/v1/networks").await, json!([]));
+    let after = h.get("/v1/networking").await;
+    assert_eq!(after["services"], json!([]));
 }

@@ -1,6 +1,7 @@
 //! The HTTP/JSON API: one router for users and agents.
 
 mod events;
+pub mod networks;
 mod nodes;
 mod openapi;
 mod services;
@@ -38,6 +39,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/nodes/{id}/heartbeat", post(nodes::heartbeat))
         .route("/v1/nodes/{id}/assignments", get(nodes::assignments))
         .route("/v1/events", get(events::list))
+        .route("/v1/networks", get(networks::list))
+        .route("/v1/networking", get(networks::networking))
         .route_layer(axum::middleware::from_fn_with_state(
             state.repo.clone(),
             crate::auth::require_token,
@@ -45,12 +48,38 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics))
         .merge(v1)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such endpoint").with_hint("see /openapi.json")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text exposition of the shared registry.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut text = String::new();
+    let encoded =
+        prometheus_client::encoding::text::encode(&mut text, &state.metrics.lock().unwrap());
+    match encoded {
+        Ok(()) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}"),
+        )
+        .into_response(),
+    }
 }
 
 /// `Json<T>` whose rejections are 4xx JSON errors naming what was wrong.

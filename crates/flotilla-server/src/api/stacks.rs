@@ -43,6 +43,7 @@ pub async fn deploy(
                 }));
         }
     }
+    super::networks::ensure_for_stack(&state, &name, &stack).await?;
     let repo = &state.repo;
     let now = crate::now_ms();
     let mut report = BTreeMap::new();
@@ -120,6 +121,7 @@ pub async fn remove(
     if report.is_empty() {
         return Err(ApiError::not_found("stack", &name));
     }
+    super::networks::release_stack(&state, &name).await?;
     state.kick.notify_one();
     Ok(Json(DeployReport {
         stack: name,
@@ -135,6 +137,7 @@ async fn remove_service(
     why: &str,
 ) -> ApiResult<()> {
     state.repo.delete(&keys::service(&old.id)).await?;
+    super::networks::release_service(state, &old.id).await?;
     events::record(&state.repo, "service", &old.id, "removed", why).await;
     report.insert(old.name, "removed".into());
     Ok(())

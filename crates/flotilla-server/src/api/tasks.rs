@@ -71,6 +71,8 @@ pub struct StatusReport {
     pub exit_code: Option<i32>,
     pub container_id: Option<String>,
     pub ip: Option<String>,
+    #[serde(default)]
+    pub addresses: std::collections::BTreeMap<String, String>,
     pub health: Option<Health>,
 }
 
@@ -99,6 +101,9 @@ pub async fn report(
             }
             if report.ip.is_some() {
                 t.ip.clone_from(&report.ip);
+            }
+            if !report.addresses.is_empty() {
+                t.addresses.clone_from(&report.addresses);
             }
             if let Some(h) = report.health {
                 t.health = h;
