@@ -7,6 +7,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,10 +22,13 @@ const HEADER_LEN: usize = 12;
 
 /// Sends `query` to each upstream in turn until one answers, splitting what is left of `budget`
 /// evenly over the upstreams not yet tried (a dead first resolver does not eat the whole budget).
+/// Starts with the upstream at index `preferred` (the last one that answered) and stores the
+/// one that answers there, so a dead resolver costs one slow query, not every query.
 /// Uses UDP unless `over_tcp`, and retries over TCP when the UDP answer is truncated.
 pub async fn forward(
     query: &[u8],
     upstreams: &[SocketAddr],
+    preferred: &AtomicUsize,
     over_tcp: bool,
     budget: Duration,
 ) -> io::Result<Vec<u8>> {
@@ -44,7 +48,10 @@ pub async fn forward(
     let mut outgoing = query.to_vec();
     let deadline = Instant::now() + budget;
     let mut last_error = None;
-    for (index, upstream) in upstreams.iter().enumerate() {
+    let start = preferred.load(Ordering::Relaxed) % upstreams.len();
+    for index in 0..upstreams.len() {
+        let which = (start + index) % upstreams.len();
+        let upstream = &upstreams[which];
         let left = deadline.saturating_duration_since(Instant::now());
         let share = left / u32::try_from(upstreams.len() - index).unwrap_or(u32::MAX);
         let attempt_deadline = Instant::now() + share;
@@ -63,6 +70,7 @@ pub async fn forward(
         match result {
             Ok(Ok(mut answer)) => {
                 answer[..2].copy_from_slice(&client_id);
+                preferred.store(which, Ordering::Relaxed);
                 return Ok(answer);
             }
             Ok(Err(err)) => {

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -62,6 +63,8 @@ impl ViewSlot {
 #[derive(Debug, Default)]
 pub struct Shared {
     pub upstreams: RwLock<Arc<Vec<SocketAddr>>>,
+    /// Index into `upstreams` of the last resolver that answered; tried first.
+    pub preferred_upstream: AtomicUsize,
     pub metrics: Metrics,
 }
 
@@ -190,7 +193,7 @@ fn encode_for_client(request: &Message, response: &Message, over_tcp: bool) -> R
             return Reply::Nothing;
         }
     };
-    if over_tcp || bytes.len() <= records::udp_limit(request) {
+    if over_tcp || bytes.len() <= records::local_udp_limit(request) {
         return Reply::Send(bytes);
     }
     match records::truncated(response).to_vec() {
@@ -209,7 +212,15 @@ async fn forward_reply(
 ) -> Option<Vec<u8>> {
     shared.metrics.count(&view_name, Event::Forwarded);
     let upstreams = shared.upstreams();
-    match forward::forward(&packet, &upstreams, over_tcp, FORWARD_BUDGET).await {
+    match forward::forward(
+        &packet,
+        &upstreams,
+        &shared.preferred_upstream,
+        over_tcp,
+        FORWARD_BUDGET,
+    )
+    .await
+    {
         Ok(answer) if over_tcp || answer.len() <= records::udp_limit(&request) => Some(answer),
         Ok(_) => {
             // Answer came back bigger than the client takes over UDP (we retried the upstream

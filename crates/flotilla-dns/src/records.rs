@@ -145,12 +145,20 @@ fn base_response(request: &Message) -> Message {
 }
 
 /// Largest UDP response the client accepts: 512 without EDNS (RFC 1035), its advertised
-/// payload size with EDNS, never below 512.
+/// payload size with EDNS, never below 512. Used as-is for relayed upstream answers (the
+/// upstream already chose their size).
 pub fn udp_limit(request: &Message) -> usize {
     match &request.edns {
         Some(edns) => usize::from(edns.max_payload().max(512)),
         None => 512,
     }
+}
+
+/// Largest UDP response we build ourselves: the client's limit, but no more than the
+/// [`EDNS_PAYLOAD`] we advertise (RFC 6891 6.2.5: the smaller of the two), so big replica
+/// sets go over TCP instead of as fragmented datagrams.
+pub fn local_udp_limit(request: &Message) -> usize {
+    udp_limit(request).min(usize::from(EDNS_PAYLOAD).max(512))
 }
 
 /// The same response cut to its header and question with TC set, telling the client to retry
@@ -330,9 +338,11 @@ mod tests {
         edns.set_max_payload(4096);
         request.set_edns(edns);
         assert_eq!(udp_limit(&request), 4096);
+        assert_eq!(local_udp_limit(&request), usize::from(EDNS_PAYLOAD));
         let mut small = Edns::new();
         small.set_max_payload(100);
         request.set_edns(small);
         assert_eq!(udp_limit(&request), 512);
+        assert_eq!(local_udp_limit(&request), 512);
     }
 }

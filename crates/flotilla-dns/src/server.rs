@@ -54,9 +54,19 @@ impl DnsServer {
         let desired = listen_map(&config.views, &mut errors);
         let own: HashSet<SocketAddr> = desired.keys().copied().collect();
         let upstreams = upstreams::resolve(&config.upstreams, &own);
-        match self.inner.shared.upstreams.write() {
-            Ok(mut guard) => *guard = Arc::new(upstreams),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(upstreams),
+        {
+            let mut guard = match self.inner.shared.upstreams.write() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if **guard != upstreams {
+                *guard = Arc::new(upstreams);
+                // The remembered index meant a resolver of the old list.
+                self.inner
+                    .shared
+                    .preferred_upstream
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
+            }
         }
 
         let mut listeners = self.inner.listeners.lock().await;

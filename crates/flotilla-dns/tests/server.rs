@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use flotilla_dns::{DnsConfig, DnsServer, View};
 use hickory_net::client::{Client, ClientHandle};
-use hickory_net::proto::op::{DnsResponse, ResponseCode};
+use hickory_net::proto::op::{DnsResponse, Edns, Message, Query, ResponseCode};
 use hickory_net::proto::rr::{DNSClass, Name, RData, RecordType};
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::tcp::TcpClientStream;
@@ -270,6 +270,28 @@ async fn unknown_names_are_forwarded_and_relayed_over_udp_and_tcp() {
 }
 
 #[tokio::test]
+async fn a_dead_upstream_is_skipped_for_the_next_one() {
+    let (_upstream, upstream_addr) = fake_upstream(&[("external.example", &["192.0.2.11"])]).await;
+    // Nothing listens on this port once the socket is dropped: refused at once.
+    let closed = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let listen = any_port("127.0.0.1");
+    let server = serve(&DnsConfig {
+        views: vec![view("n", listen, &[])],
+        upstreams: vec![closed, upstream_addr],
+    })
+    .await;
+    let addr = bound(&server, listen);
+    for _ in 0..2 {
+        let response = udp_a(addr, "external.example").await;
+        assert_eq!(sorted_ips(&response), vec![ip("192.0.2.11")]);
+    }
+}
+
+#[tokio::test]
 async fn truncated_upstream_answers_are_retried_over_tcp() {
     // 150 addresses: about 2.4 kB, over both 512 and the client's EDNS size, so the upstream
     // truncates over UDP and the forwarder has to fetch it over TCP.
@@ -288,6 +310,30 @@ async fn truncated_upstream_answers_are_retried_over_tcp() {
 
     let response = tcp_query(addr, "big.example", RecordType::A).await.unwrap();
     assert_eq!(response.answers.len(), many.len());
+
+    // A UDP client taking 4096 bytes: the upstream truncates at its 1232, the forwarder
+    // fetches the full answer over TCP and relays all of it over UDP.
+    let mut query = Message::query();
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(
+        Name::from_ascii("big.example.").unwrap(),
+        RecordType::A,
+    ));
+    let mut edns = Edns::new();
+    edns.set_max_payload(4096);
+    query.set_edns(edns);
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.connect(addr).await.unwrap();
+    socket.send(&query.to_vec().unwrap()).await.unwrap();
+    let mut buf = vec![0u8; 65535];
+    let len = tokio::time::timeout(CLIENT_TIMEOUT, socket.recv(&mut buf))
+        .await
+        .expect("no answer over UDP")
+        .unwrap();
+    let reply = Message::from_vec(&buf[..len]).unwrap();
+    assert_eq!(reply.metadata.id, query.metadata.id);
+    assert!(!reply.metadata.truncation);
+    assert_eq!(reply.answers.len(), many.len());
 
     // Over UDP the client cannot take it: it is told to come back over TCP.
     let response = udp_a(addr, "big.example").await;
@@ -448,7 +494,7 @@ async fn malformed_packets_are_dropped_or_formerr_and_the_server_keeps_serving()
         &[0x12, 0x34],
         "reply to the short packet or wrong id"
     );
-    let reply = hickory_net::proto::op::Message::from_vec(&buf[..len]).unwrap();
+    let reply = Message::from_vec(&buf[..len]).unwrap();
     assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
 
     // A packet claiming to be a response is never answered; then a compression loop.
@@ -464,7 +510,7 @@ async fn malformed_packets_are_dropped_or_formerr_and_the_server_keeps_serving()
         .unwrap();
     assert_eq!(&buf[..2], &[0x55, 0x66], "a response packet was answered");
     assert_eq!(
-        hickory_net::proto::op::Message::from_vec(&buf[..len])
+        Message::from_vec(&buf[..len])
             .unwrap()
             .metadata
             .response_code,
