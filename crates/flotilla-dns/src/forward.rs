@@ -168,3 +168,56 @@ pub async fn read_framed<R: AsyncReadExt + Unpin>(reader: &mut R) -> io::Result<
     reader.read_exact(&mut message).await?;
     Ok(Some(message))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_our_answer_and_truncation() {
+        let mut answer = vec![0xab, 0xcd, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(answers_id(&answer, [0xab, 0xcd]));
+        assert!(!answers_id(&answer, [0xab, 0xce]));
+        assert!(!answers_id(&answer[..11], [0xab, 0xcd]));
+        assert!(!is_truncated(&answer));
+        answer[2] |= 0x02;
+        assert!(is_truncated(&answer));
+        answer[2] &= !0x80; // a query, not an answer
+        assert!(!answers_id(&answer, [0xab, 0xcd]));
+    }
+
+    #[tokio::test]
+    async fn tcp_framing_round_trips_and_reports_clean_eof() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        write_framed(&mut client, b"hello").await.unwrap();
+        drop(client);
+        assert_eq!(
+            read_framed(&mut server).await.unwrap(),
+            Some(b"hello".to_vec())
+        );
+        assert_eq!(read_framed(&mut server).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_frame_cut_short_is_an_error() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        client.write_all(&[0, 10, 1, 2, 3]).await.unwrap();
+        drop(client);
+        assert!(read_framed(&mut server).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn no_upstreams_or_a_short_query_fail_without_io() {
+        let preferred = AtomicUsize::new(0);
+        let query = [0u8; 12];
+        let err = forward(&query, &[], &preferred, false, FORWARD_BUDGET)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        let upstream: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let err = forward(&query[..5], &[upstream], &preferred, false, FORWARD_BUDGET)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}

@@ -34,6 +34,9 @@ pub struct ViewSlot {
 pub struct ViewData {
     pub name: String,
     pub table: RecordTable,
+    /// The records `table` was built from, so an unchanged apply (the common, level-triggered
+    /// case) keeps the table and its rotation instead of rebuilding it.
+    pub source: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
 }
 
 impl ViewSlot {

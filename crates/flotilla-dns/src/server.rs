@@ -73,7 +73,10 @@ impl DnsServer {
         // Swap records on listeners that stay, first: these answers must change at once.
         for (addr, view) in &desired {
             if let Some(listener) = listeners.get(addr) {
-                listener.view.set(view_data(view));
+                let current = listener.view.get();
+                if current.name != view.name || current.source != view.records {
+                    listener.view.set(view_data(view));
+                }
             }
         }
         let removed: Vec<SocketAddr> = listeners
@@ -168,6 +171,7 @@ fn view_data(view: &View) -> ViewData {
     ViewData {
         name: view.name.clone(),
         table: RecordTable::new(&view.records),
+        source: view.records.clone(),
     }
 }
 
