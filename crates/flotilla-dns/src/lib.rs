@@ -28,15 +28,18 @@
 //! - Malformed queries with a readable header get FORMERR; shorter garbage and anything that
 //!   claims to be a response are dropped.
 //!
-//! Layout: [`records`] is the pure lookup (unit-tested without sockets), `forward` relays to
-//! upstreams, `listener` owns the sockets of one listen address, `server` reconciles them.
+//! Layout: [`records`] is the pure lookup (unit-tested without sockets), `reply` turns a packet
+//! into the bytes to send, `forward` relays to upstreams, `listener` owns the sockets of one
+//! listen address, `state` what they share, `server` reconciles listeners with a config.
 
 mod config;
 mod forward;
 mod listener;
 mod metrics;
 pub mod records;
+mod reply;
 mod server;
+mod state;
 mod upstreams;
 
 pub use config::{DnsConfig, View};

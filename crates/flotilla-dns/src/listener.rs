@@ -4,17 +4,15 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::forward::{self, read_framed, write_framed, FORWARD_BUDGET};
-use crate::metrics::{Event, Metrics};
-use crate::records::{self, Decision, RecordTable};
+use crate::forward::{read_framed, write_framed};
+use crate::reply::{forward_reply, local_reply, Reply};
+use crate::state::{Shared, ViewSlot};
 
 /// Forwards in flight per UDP socket; beyond this, queries are dropped (the client retries)
 /// rather than letting a flood open unbounded upstream sockets.
@@ -23,63 +21,6 @@ const MAX_UDP_FORWARDS: usize = 1024;
 const MAX_TCP_CONNECTIONS: usize = 256;
 /// A TCP client idle this long is disconnected (RFC 7766 suggests seconds, not minutes).
 const TCP_IDLE: Duration = Duration::from_secs(10);
-
-/// The records a listener answers from; swapped in place by `apply`.
-#[derive(Debug)]
-pub struct ViewSlot {
-    current: RwLock<Arc<ViewData>>,
-}
-
-#[derive(Debug)]
-pub struct ViewData {
-    pub name: String,
-    pub table: RecordTable,
-    /// The records `table` was built from, so an unchanged apply (the common, level-triggered
-    /// case) keeps the table and its rotation instead of rebuilding it.
-    pub source: std::collections::BTreeMap<String, Vec<std::net::IpAddr>>,
-}
-
-impl ViewSlot {
-    pub fn new(data: ViewData) -> ViewSlot {
-        ViewSlot {
-            current: RwLock::new(Arc::new(data)),
-        }
-    }
-
-    pub fn set(&self, data: ViewData) {
-        let data = Arc::new(data);
-        match self.current.write() {
-            Ok(mut guard) => *guard = data,
-            Err(poisoned) => *poisoned.into_inner() = data,
-        }
-    }
-
-    pub fn get(&self) -> Arc<ViewData> {
-        match self.current.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-}
-
-/// State shared by every listener of one server.
-#[derive(Debug, Default)]
-pub struct Shared {
-    pub upstreams: RwLock<Arc<Vec<SocketAddr>>>,
-    /// Index into `upstreams` of the last resolver that answered; tried first.
-    pub preferred_upstream: AtomicUsize,
-    pub metrics: Metrics,
-}
-
-impl Shared {
-    fn upstreams(&self) -> Arc<Vec<SocketAddr>> {
-        match self.upstreams.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-}
-
 pub struct Listener {
     pub view: Arc<ViewSlot>,
     pub local: SocketAddr,
@@ -98,7 +39,9 @@ impl Listener {
         let attempts = if configured.port() == 0 { 8 } else { 1 };
         let mut last_error = None;
         for _ in 0..attempts {
-            let udp = UdpSocket::bind(configured).await?;
+            let udp = UdpSocket::bind(configured)
+                .await
+                .map_err(|e| io::Error::new(e.kind(), format!("binding UDP {configured}: {e}")))?;
             let local = udp.local_addr()?;
             match TcpListener::bind(local).await {
                 Ok(tcp) => {
@@ -110,7 +53,12 @@ impl Listener {
                         tasks: Some((udp_task, tcp_task)),
                     });
                 }
-                Err(err) => last_error = Some(err),
+                Err(e) => {
+                    last_error = Some(io::Error::new(
+                        e.kind(),
+                        format!("binding TCP {local} (UDP was bound): {e}"),
+                    ))
+                }
             }
         }
         Err(last_error.unwrap_or_else(|| io::Error::other("TCP bind failed")))
@@ -135,108 +83,6 @@ impl Drop for Listener {
         if let Some((udp_task, tcp_task)) = &self.tasks {
             udp_task.abort();
             tcp_task.abort();
-        }
-    }
-}
-
-/// What to do with one received message.
-enum Reply {
-    /// Send these bytes back.
-    Send(Vec<u8>),
-    /// Send nothing (a response packet, or garbage too short to carry an id).
-    Nothing,
-    /// Relay upstream; the parsed request is kept to build SERVFAIL or TC replies.
-    Forward(Message),
-}
-
-/// Answers what can be answered without I/O.
-fn local_reply(packet: &[u8], over_tcp: bool, view: &ViewData, metrics: &Metrics) -> Reply {
-    metrics.count(&view.name, Event::Query);
-    let request = match Message::from_vec(packet) {
-        Ok(request) => request,
-        Err(error) => {
-            tracing::debug!(view = %view.name, %error, "malformed DNS packet");
-            return match formerr_for_garbage(packet) {
-                Some(bytes) => {
-                    metrics.count(&view.name, Event::Failure);
-                    Reply::Send(bytes)
-                }
-                None => Reply::Nothing,
-            };
-        }
-    };
-    if request.metadata.message_type != MessageType::Query {
-        // Never answer a response: that is how reflection loops start.
-        return Reply::Nothing;
-    }
-    match records::decide(&view.table, &request) {
-        Decision::Answer(response) => encode_for_client(&request, &response, over_tcp),
-        Decision::Forward => Reply::Forward(request),
-    }
-}
-
-/// FORMERR for a packet that has a query header but does not parse (RFC 1035 4.1.1);
-/// `None` when it is too short or claims to be a response.
-fn formerr_for_garbage(packet: &[u8]) -> Option<Vec<u8>> {
-    if packet.len() < 12 || packet[2] & 0x80 != 0 {
-        return None;
-    }
-    let id = u16::from_be_bytes([packet[0], packet[1]]);
-    Message::error_msg(id, OpCode::Query, ResponseCode::FormErr)
-        .to_vec()
-        .ok()
-}
-
-/// Encodes `response`, replacing it by a truncated one when it exceeds the client's UDP limit.
-fn encode_for_client(request: &Message, response: &Message, over_tcp: bool) -> Reply {
-    let bytes = match response.to_vec() {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            tracing::warn!(%error, "cannot encode DNS response");
-            return Reply::Nothing;
-        }
-    };
-    if over_tcp || bytes.len() <= records::local_udp_limit(request) {
-        return Reply::Send(bytes);
-    }
-    match records::truncated(response).to_vec() {
-        Ok(bytes) => Reply::Send(bytes),
-        Err(_) => Reply::Nothing,
-    }
-}
-
-/// Relays `packet` upstream; SERVFAIL when no upstream answered.
-async fn forward_reply(
-    packet: Vec<u8>,
-    request: Message,
-    over_tcp: bool,
-    view_name: String,
-    shared: Arc<Shared>,
-) -> Option<Vec<u8>> {
-    shared.metrics.count(&view_name, Event::Forwarded);
-    let upstreams = shared.upstreams();
-    match forward::forward(
-        &packet,
-        &upstreams,
-        &shared.preferred_upstream,
-        over_tcp,
-        FORWARD_BUDGET,
-    )
-    .await
-    {
-        Ok(answer) if over_tcp || answer.len() <= records::udp_limit(&request) => Some(answer),
-        Ok(_) => {
-            // Answer came back bigger than the client takes over UDP (we retried the upstream
-            // over TCP): tell the client to come back over TCP.
-            let empty = records::error_response(&request, ResponseCode::NoError);
-            records::truncated(&empty).to_vec().ok()
-        }
-        Err(error) => {
-            tracing::debug!(view = %view_name, %error, "forwarding failed; answering SERVFAIL");
-            shared.metrics.count(&view_name, Event::Failure);
-            records::error_response(&request, ResponseCode::ServFail)
-                .to_vec()
-                .ok()
         }
     }
 }

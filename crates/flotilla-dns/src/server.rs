@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{DnsConfig, View};
-use crate::listener::{Listener, Shared, ViewData, ViewSlot};
+use crate::listener::Listener;
 use crate::records::RecordTable;
+use crate::state::{Shared, ViewData, ViewSlot};
 use crate::upstreams;
 
 /// The node's embedded DNS server. Cheap to clone (all clones drive the same server); the

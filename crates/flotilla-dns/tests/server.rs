@@ -547,6 +547,8 @@ async fn one_failing_address_does_not_stop_the_others_and_is_retried() {
     let errors = server.apply(&config).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].0, unbindable);
+    let message = errors[0].1.to_string();
+    assert!(message.contains("UDP 192.0.2.1"), "{message}");
     assert_eq!(server.local_addr(unbindable), None);
     let addr = bound(&server, good);
     assert_eq!(sorted_ips(&udp_a(addr, "api").await), vec![ip("10.21.0.2")]);
