@@ -181,6 +181,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_handle_can_be_shared_across_tasks() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<DnsServer>();
+    }
+
+    #[test]
     fn an_address_in_two_views_is_an_error_and_first_wins() {
         let addr: SocketAddr = "127.0.0.1:53".parse().unwrap();
         let views = vec![
