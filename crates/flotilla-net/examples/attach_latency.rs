@@ -16,11 +16,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let state = tempfile::tempdir()?;
     let mgr = NetManager::new(state.path())?;
-    let net = BridgeNetwork {
-        name: "bench".into(),
-        bridge: format!("flbench{:x}", std::process::id()),
-        subnet: "10.215.0.0/24".parse()?,
-    };
+    let net = BridgeNetwork::new(
+        "bench",
+        &format!("flbench{:x}", std::process::id()),
+        "10.215.0.0/24".parse()?,
+    );
     let mode = match std::env::args().nth(2).as_deref() {
         None | Some("bridge") => NetworkMode::Bridge(net.clone()),
         Some("none") => NetworkMode::None,

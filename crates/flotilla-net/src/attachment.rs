@@ -12,20 +12,34 @@ use crate::error::{NetError, Result};
 use crate::network::NetworkMode;
 
 /// The facts the runtime needs to start a container in its network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `Default` is the attachment of a container with no network at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     /// Named network namespace to put in the OCI spec; `None` for host mode.
     pub netns_path: Option<PathBuf>,
-    /// The container's address on its bridge (`None` for none/host).
+    /// The container's address on its first bridge, eth0 (`None` for
+    /// none/host).
     pub ipv4: Option<Ipv4Addr>,
     /// Prefix length of `ipv4` (0 when there is no address).
     pub prefix_len: u8,
-    /// Default gateway (the bridge's address).
+    /// Default gateway (the first bridge's address).
     pub gateway: Option<Ipv4Addr>,
-    /// Host-side veth interface name.
+    /// Host-side veth of eth0.
     pub host_veth: Option<String>,
     /// Nameservers for the container's resolv.conf.
     pub dns: Vec<IpAddr>,
+    /// Every interface's address as (network name, address), in interface
+    /// order (eth0, eth1…); the first is `ipv4`. Empty for none/host.
+    #[serde(default)]
+    pub addresses: Vec<(String, Ipv4Addr)>,
+    /// Host-side veths of every interface, in the same order.
+    #[serde(default)]
+    pub host_veths: Vec<String>,
+    /// `dns` is the node's embedded DNS server (the first network's
+    /// gateway): resolv.conf then also says `options ndots:0`, so every
+    /// name goes to it as written first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub embedded_dns: bool,
 }
 
 /// The persisted form: the attachment plus how it was made.

@@ -57,6 +57,10 @@ pub enum NetError {
         existing: String,
     },
 
+    /// `nft` refused a ruleset.
+    #[error("nftables: applying the isolation rules failed: {detail}")]
+    Nft { detail: String },
+
     /// A netlink object was expected but is not there.
     #[error("{what} not found")]
     NotFound { what: String },

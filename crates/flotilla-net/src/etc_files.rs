@@ -96,6 +96,27 @@ pub fn render_resolv_conf(dns: &[IpAddr], host: &ResolvConf) -> String {
     out
 }
 
+/// Renders the resolv.conf of a container whose resolver is the node's
+/// embedded DNS server at `server` (its first network's gateway): only that
+/// nameserver, the host's search list, the host's options with `ndots:0`
+/// in place of any ndots (as Docker does for its embedded DNS: every name
+/// is first asked as written, and the server itself knows service names).
+pub fn render_embedded_resolv_conf(server: IpAddr, host: &ResolvConf) -> String {
+    let mut options: Vec<String> = host
+        .options
+        .iter()
+        .filter(|o| !o.starts_with("ndots:"))
+        .cloned()
+        .collect();
+    options.push("ndots:0".to_string());
+    let host = ResolvConf {
+        nameservers: Vec::new(),
+        search: host.search.clone(),
+        options,
+    };
+    render_resolv_conf(&[server], &host)
+}
+
 /// Renders /etc/hosts for a container with its own namespace: loopback
 /// names, the container's own address under its hostname, then extras.
 pub fn render_hosts(hostname: &str, att: &Attachment, extra_hosts: &[(String, IpAddr)]) -> String {
@@ -174,7 +195,11 @@ pub fn write_etc_files(
     } else {
         render_hosts(hostname, att, extra_hosts)
     };
-    let resolv_text = render_resolv_conf(&att.dns, &host_resolv_conf()?);
+    let host_conf = host_resolv_conf()?;
+    let resolv_text = match att.dns.first() {
+        Some(server) if att.embedded_dns => render_embedded_resolv_conf(*server, &host_conf),
+        _ => render_resolv_conf(&att.dns, &host_conf),
+    };
 
     let files = EtcFiles {
         hosts: dir.join("hosts"),
@@ -217,6 +242,17 @@ mod tests {
         let text = render_resolv_conf(&[], &ResolvConf::default());
         assert!(!text.lines().any(|l| l.starts_with("nameserver")));
         assert!(text.contains("# No nameserver"));
+    }
+
+    #[test]
+    fn embedded_dns_resolv_conf_names_only_the_gateway() {
+        let host =
+            parse_resolv_conf("nameserver 10.0.0.2\nsearch corp.example\noptions ndots:5 edns0\n");
+        let text = render_embedded_resolv_conf(IpAddr::V4(Ipv4Addr::new(10, 210, 3, 1)), &host);
+        let conf = parse_resolv_conf(&text);
+        assert_eq!(conf.nameservers, [IpAddr::V4(Ipv4Addr::new(10, 210, 3, 1))]);
+        assert_eq!(conf.search, ["corp.example"]);
+        assert_eq!(conf.options, ["edns0", "ndots:0"]);
     }
 
     #[test]

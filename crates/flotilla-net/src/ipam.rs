@@ -26,12 +26,18 @@ pub(crate) struct LeaseFile {
     pub leases: BTreeMap<String, Ipv4Addr>,
 }
 
-/// Lowest free host address of `subnet`, excluding the network address,
-/// the gateway (first host) and the broadcast address. Pure.
-pub(crate) fn lowest_free(subnet: Ipv4Net, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
-    let gateway = u32::from(first_host(subnet));
-    let broadcast = u32::from(subnet.broadcast());
-    (gateway + 1..broadcast)
+/// Lowest free address for a container: inside `range` (the whole subnet
+/// when `None`), never the subnet's network address, gateway (first host)
+/// or broadcast address. Pure.
+pub(crate) fn lowest_free(
+    subnet: Ipv4Net,
+    range: Option<Ipv4Net>,
+    used: &BTreeSet<Ipv4Addr>,
+) -> Option<Ipv4Addr> {
+    let range = range.unwrap_or(subnet);
+    let first = u32::from(range.network()).max(u32::from(first_host(subnet)) + 1);
+    let last = u32::from(range.broadcast()).min(u32::from(subnet.broadcast()) - 1);
+    (first..=last)
         .map(Ipv4Addr::from)
         .find(|a| !used.contains(a))
 }
@@ -64,10 +70,12 @@ pub(crate) fn assign(
         return Ok((*ip, false));
     }
     let used: BTreeSet<Ipv4Addr> = file.leases.values().copied().collect();
-    let ip = lowest_free(net.subnet, &used).ok_or_else(|| NetError::AddressesExhausted {
-        network: net.name.clone(),
-        subnet: net.subnet.to_string(),
-        leased: used.len(),
+    let ip = lowest_free(net.subnet, net.ip_range, &used).ok_or_else(|| {
+        NetError::AddressesExhausted {
+            network: net.name.clone(),
+            subnet: net.ip_range.unwrap_or(net.subnet).to_string(),
+            leased: used.len(),
+        }
     })?;
     file.subnet = Some(net.subnet);
     file.leases.insert(container_id.to_string(), ip);
@@ -172,11 +180,7 @@ mod tests {
     use super::*;
 
     fn net(subnet: &str) -> BridgeNetwork {
-        BridgeNetwork {
-            name: "n".into(),
-            bridge: "b0".into(),
-            subnet: subnet.parse().unwrap(),
-        }
+        BridgeNetwork::new("n", "b0", subnet.parse().unwrap())
     }
 
     #[test]
@@ -205,6 +209,35 @@ mod tests {
         assert_eq!(assign(&mut f, &n, "a").unwrap(), (a.0, false));
         f.leases.remove("a");
         assert_eq!(assign(&mut f, &n, "c").unwrap().0, a.0);
+    }
+
+    #[test]
+    fn ip_range_bounds_the_addresses() {
+        let mut n = net("10.0.0.0/24");
+        n.ip_range = Some("10.0.0.0/25".parse().unwrap());
+        let mut f = LeaseFile::default();
+        // The gateway .1 is inside the range but never handed out.
+        assert_eq!(
+            assign(&mut f, &n, "a").unwrap().0,
+            Ipv4Addr::new(10, 0, 0, 2)
+        );
+        for i in 0..125 {
+            let ip = assign(&mut f, &n, &format!("c{i}")).unwrap().0;
+            assert!(ip <= Ipv4Addr::new(10, 0, 0, 127), "{ip}");
+        }
+        let e = assign(&mut f, &n, "full").unwrap_err().to_string();
+        assert!(e.contains("10.0.0.0/25"), "{e}");
+
+        // An upper range stops before the subnet's broadcast address.
+        n.ip_range = Some("10.0.0.252/30".parse().unwrap());
+        let mut f = LeaseFile::default();
+        let got: Vec<_> = (0..4)
+            .map(|i| assign(&mut f, &n, &i.to_string()).map(|r| r.0))
+            .collect();
+        assert_eq!(got[0].as_ref().unwrap(), &Ipv4Addr::new(10, 0, 0, 252));
+        assert_eq!(got[1].as_ref().unwrap(), &Ipv4Addr::new(10, 0, 0, 253));
+        assert_eq!(got[2].as_ref().unwrap(), &Ipv4Addr::new(10, 0, 0, 254));
+        assert!(matches!(got[3], Err(NetError::AddressesExhausted { .. })));
     }
 
     #[test]

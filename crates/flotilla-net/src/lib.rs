@@ -11,8 +11,14 @@
 //! - Namespace files live in `/run/flotilla/netns/<container-id>` and host
 //!   veths are named `vfl<first 8 hex of sha256(container-id)>`, so container
 //!   ids must be unique on the host, across data directories.
-//! - Bridges carry no NAT and Flotilla changes no sysctl: containers reach
-//!   each other and the bridge's gateway address, not the outside world.
+//! - Bridges carry no NAT and Flotilla changes no sysctl (`ip_forward`
+//!   included): containers reach each other and the bridge's gateway
+//!   address, not the outside world.
+//! - A container may join several networks (`NetworkMode::Bridges`): eth0
+//!   on the first (default route), eth1.. on the others (on-link only).
+//! - `NetManager::set_isolation` keeps networks apart with one nftables
+//!   table per state directory (`inet flotilla_<hash>`, via `nft -f -`);
+//!   `NetManager::set_vips` puts service VIPs on bridges as /32 addresses.
 //! - A bridge subnet overlapping an address on another host interface is
 //!   refused; parallel tests need distinct subnets as well as bridge names.
 //!
@@ -32,6 +38,7 @@ mod attachment;
 mod error;
 mod etc_files;
 mod ipam;
+mod isolation;
 mod links;
 mod manager;
 mod names;
@@ -41,12 +48,14 @@ mod network;
 pub use attachment::Attachment;
 pub use error::{NetError, Result};
 pub use etc_files::{
-    parse_resolv_conf, reachable_from_bridge, render_hosts, render_resolv_conf, write_etc_files,
-    EtcFiles, ResolvConf,
+    parse_resolv_conf, reachable_from_bridge, render_embedded_resolv_conf, render_hosts,
+    render_resolv_conf, write_etc_files, EtcFiles, ResolvConf,
 };
 pub use ipnet::Ipv4Net;
 pub use links::{list_links, list_routes, LinkSummary, RouteSummary};
 pub use manager::NetManager;
-pub use names::host_veth_name;
+pub use names::{host_veth_name, nth_host_veth_name};
 pub use netns::{in_netns, is_netns_mount, DEFAULT_NETNS_DIR};
-pub use network::{BridgeNetwork, NetworkMode, ENV_BRIDGE_NAME, ENV_BRIDGE_SUBNET};
+pub use network::{
+    BridgeNetwork, NetworkMode, ENV_BRIDGE_NAME, ENV_BRIDGE_SUBNET, MAX_NETWORKS_PER_CONTAINER,
+};

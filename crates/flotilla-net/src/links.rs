@@ -9,7 +9,7 @@ use std::path::Path;
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
-use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -66,40 +66,48 @@ pub struct LinkSummary {
 
 /// Lists links and their IPv4 addresses in the host namespace or in `netns`.
 pub fn list_links(netns_path: Option<&Path>) -> Result<Vec<LinkSummary>> {
-    run(netns_path, |h| async move {
-        let links: Vec<LinkMessage> = h
-            .link()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| NetError::netlink("listing links", e))?;
-        let addrs: Vec<_> = h
-            .address()
-            .get()
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| NetError::netlink("listing addresses", e))?;
-        Ok(links
-            .iter()
-            .map(|l| {
-                let mut s = summarise(l);
-                s.ipv4 = addrs
-                    .iter()
-                    .filter(|a| a.header.index == s.index)
-                    .filter_map(|a| {
-                        a.attributes.iter().find_map(|attr| match attr {
-                            AddressAttribute::Address(IpAddr::V4(ip)) => {
-                                Ipv4Net::new(*ip, a.header.prefix_len).ok()
-                            }
-                            _ => None,
-                        })
-                    })
-                    .collect();
-                s
-            })
-            .collect())
+    run(
+        netns_path,
+        |h| async move { links_with_addresses(&h).await },
+    )
+}
+
+/// Every link of the handle's namespace with its IPv4 addresses: the one
+/// place that joins the link and address dumps.
+pub(crate) async fn links_with_addresses(h: &Handle) -> Result<Vec<LinkSummary>> {
+    let links: Vec<LinkMessage> = h
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| NetError::netlink("listing links", e))?;
+    let addrs: Vec<AddressMessage> = h
+        .address()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| NetError::netlink("listing addresses", e))?;
+    Ok(links
+        .iter()
+        .map(|l| {
+            let mut s = summarise(l);
+            s.ipv4 = addrs
+                .iter()
+                .filter(|a| a.header.index == s.index)
+                .filter_map(ipv4_of)
+                .collect();
+            s
+        })
+        .collect())
+}
+
+/// The IPv4 address (with prefix) an address message carries, if any.
+fn ipv4_of(a: &AddressMessage) -> Option<Ipv4Net> {
+    a.attributes.iter().find_map(|attr| match attr {
+        AddressAttribute::Address(IpAddr::V4(ip)) => Ipv4Net::new(*ip, a.header.prefix_len).ok(),
+        _ => None,
     })
 }
 
@@ -211,6 +219,26 @@ pub(crate) async fn delete_link(h: &Handle, name: &str) -> Result<()> {
     }
 }
 
+/// Deletes every link whose name `doomed` accepts (one dump, then deletes).
+pub(crate) async fn delete_links_where(h: &Handle, doomed: impl Fn(&str) -> bool) -> Result<()> {
+    let links: Vec<LinkMessage> = h
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| NetError::netlink("listing links", e))?;
+    for link in links.iter().map(summarise).filter(|l| doomed(&l.name)) {
+        match h.link().del(link.index).execute().await {
+            Ok(()) => {}
+            // Gone already: deleting one end of a veth pair deletes both.
+            Err(e) if netlink_errno(&e) == Some(libc::ENODEV) => {}
+            Err(e) => return Err(NetError::netlink(format!("deleting link {}", link.name), e)),
+        }
+    }
+    Ok(())
+}
+
 /// Facts about a ready bridge.
 pub(crate) struct BridgeInfo {
     pub index: u32,
@@ -248,21 +276,7 @@ pub(crate) async fn ensure_bridge(h: &Handle, name: &str, subnet: Ipv4Net) -> Re
         ));
     }
     let info = summarise(&link);
-    match h
-        .address()
-        .add(info.index, IpAddr::V4(gateway), prefix)
-        .execute()
-        .await
-    {
-        Ok(()) => {}
-        Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {}
-        Err(e) => {
-            return Err(NetError::netlink(
-                format!("adding {gateway}/{prefix} to bridge {name}"),
-                e,
-            ))
-        }
-    }
+    add_address(h, info.index, gateway, prefix, &format!("bridge {name}")).await?;
     if !info.up {
         set_up(h, info.index, name).await?;
     }
@@ -276,46 +290,19 @@ pub(crate) async fn ensure_bridge(h: &Handle, name: &str, subnet: Ipv4Net) -> Re
 /// the bridge itself: routing it to the bridge would cut the host off from
 /// that network.
 async fn check_no_overlap(h: &Handle, bridge: &str, subnet: Ipv4Net) -> Result<()> {
-    let links: Vec<LinkMessage> = h
-        .link()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| NetError::netlink("listing links", e))?;
-    let addrs: Vec<_> = h
-        .address()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| NetError::netlink("listing addresses", e))?;
-    let name_of = |index: u32| {
-        links
-            .iter()
-            .find(|l| l.header.index == index)
-            .map(|l| summarise(l).name)
-            .unwrap_or_else(|| format!("index {index}"))
-    };
-    for a in &addrs {
-        for attr in &a.attributes {
-            let AddressAttribute::Address(IpAddr::V4(ip)) = attr else {
-                continue;
-            };
-            let Ok(other) = Ipv4Net::new(*ip, a.header.prefix_len) else {
-                continue;
-            };
-            let owner = name_of(a.header.index);
-            if owner != bridge && overlaps(subnet, other) {
-                return Err(NetError::invalid(
-                    "subnet",
-                    format!(
-                        "{subnet} for bridge {bridge} overlaps {ip}/{} on interface {owner}; \
-                         choose another subnet (e.g. with FLOTILLA_BRIDGE_SUBNET)",
-                        a.header.prefix_len
-                    ),
-                ));
-            }
+    for link in links_with_addresses(h).await? {
+        if link.name == bridge {
+            continue;
+        }
+        if let Some(other) = link.ipv4.iter().find(|other| overlaps(subnet, **other)) {
+            return Err(NetError::invalid(
+                "subnet",
+                format!(
+                    "{subnet} for bridge {bridge} overlaps {other} on interface {}; \
+                     choose another subnet (e.g. with FLOTILLA_BRIDGE_SUBNET)",
+                    link.name
+                ),
+            ));
         }
     }
     Ok(())
@@ -377,17 +364,23 @@ pub(crate) async fn loopback_up(h: &Handle) -> Result<()> {
     set_up(h, lo.header.index, "lo").await
 }
 
-/// What `eth0` of a container gets.
-pub(crate) struct Eth0Config {
+/// What one interface (`eth0`, `eth1`…) of a container gets.
+pub(crate) struct EthConfig {
+    /// Name inside the container.
+    pub name: String,
     pub address: Ipv4Addr,
     pub prefix: u8,
-    pub gateway: Ipv4Addr,
+    /// Default route via this address; `None` leaves only the on-link
+    /// route of the subnet (secondary networks).
+    pub default_gateway: Option<Ipv4Addr>,
     pub mtu: u32,
 }
 
-/// Inside a container namespace: renames the veth peer to `eth0`, gives it
-/// the MTU, the address and a default route via the gateway, and sets it up.
-pub(crate) async fn configure_eth0(h: &Handle, peer: &str, cfg: &Eth0Config) -> Result<()> {
+/// Inside a container namespace: renames the veth peer to `cfg.name`, gives
+/// it the MTU and the address, sets it up and, for the primary interface,
+/// adds the default route via the gateway.
+pub(crate) async fn configure_eth(h: &Handle, peer: &str, cfg: &EthConfig) -> Result<()> {
+    let name = cfg.name.as_str();
     let link = get_link(h, peer).await?.ok_or_else(|| NetError::NotFound {
         what: format!("veth peer {peer} inside the container namespace"),
     })?;
@@ -395,41 +388,88 @@ pub(crate) async fn configure_eth0(h: &Handle, peer: &str, cfg: &Eth0Config) -> 
     h.link()
         .set(
             LinkUnspec::new_with_index(index)
-                .name("eth0")
+                .name(name)
                 .mtu(cfg.mtu)
                 .build(),
         )
         .execute()
         .await
-        .map_err(|e| NetError::netlink(format!("renaming {peer} to eth0"), e))?;
-    match h
-        .address()
-        .add(index, IpAddr::V4(cfg.address), cfg.prefix)
-        .execute()
-        .await
-    {
-        Ok(()) => {}
-        Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => {}
-        Err(e) => {
-            return Err(NetError::netlink(
-                format!("adding {}/{} to eth0", cfg.address, cfg.prefix),
-                e,
-            ))
-        }
-    }
-    set_up(h, index, "eth0").await?;
+        .map_err(|e| NetError::netlink(format!("renaming {peer} to {name}"), e))?;
+    add_address(h, index, cfg.address, cfg.prefix, name).await?;
+    set_up(h, index, name).await?;
+    let Some(gateway) = cfg.default_gateway else {
+        return Ok(());
+    };
     let route = RouteMessageBuilder::<Ipv4Addr>::new()
-        .gateway(cfg.gateway)
+        .gateway(gateway)
         .output_interface(index)
         .build();
     match h.route().add(route).execute().await {
         Ok(()) => Ok(()),
         Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Ok(()),
         Err(e) => Err(NetError::netlink(
-            format!("adding default route via {}", cfg.gateway),
+            format!("adding default route via {gateway}"),
             e,
         )),
     }
+}
+
+/// Adds `address/prefix` to link `index`; already present is success.
+async fn add_address(
+    h: &Handle,
+    index: u32,
+    address: Ipv4Addr,
+    prefix: u8,
+    link: &str,
+) -> Result<()> {
+    match h
+        .address()
+        .add(index, IpAddr::V4(address), prefix)
+        .execute()
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if netlink_errno(&e) == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(NetError::netlink(
+            format!("adding {address}/{prefix} to {link}"),
+            e,
+        )),
+    }
+}
+
+/// Makes the /32 addresses on bridge `name` (link `index`) exactly `vips`:
+/// adds the missing ones, deletes the others. Addresses with another prefix
+/// (the gateway's) are never touched.
+pub(crate) async fn set_host_vips(
+    h: &Handle,
+    index: u32,
+    name: &str,
+    vips: &[Ipv4Addr],
+) -> Result<()> {
+    let current: Vec<AddressMessage> = h
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| NetError::netlink(format!("listing addresses of {name}"), e))?;
+    for msg in current {
+        let Some(net) = ipv4_of(&msg) else { continue };
+        if msg.header.index != index || net.prefix_len() != 32 || vips.contains(&net.addr()) {
+            continue;
+        }
+        match h.address().del(msg).execute().await {
+            Ok(()) => {}
+            // Raced with another remover.
+            Err(e) if netlink_errno(&e) == Some(libc::EADDRNOTAVAIL) => {}
+            Err(e) => return Err(NetError::netlink(format!("deleting {net} from {name}"), e)),
+        }
+    }
+    for vip in vips {
+        add_address(h, index, *vip, 32, name).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,19 +1,22 @@
 //! `NetManager`: attaches containers to none/host/bridge networks and
 //! detaches them, keeping leases and attachment records under its state
-//! directory so that a restarted process picks up where it left off.
+//! directory so that a restarted process picks up where it left off; owns
+//! the node's service VIPs on bridges and the isolation rules between
+//! networks.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
 use crate::attachment::{Attachment, AttachmentRecord, RecordStore};
 use crate::error::{NetError, Result};
 use crate::etc_files::{host_resolv_conf, reachable_from_bridge, validate_hostname};
 use crate::ipam::Ipam;
-use crate::links::{self, Eth0Config};
-use crate::names::{host_veth_name, peer_veth_name};
+use crate::isolation;
+use crate::links::{self, EthConfig};
+use crate::names::{is_container_veth, nth_host_veth_name, nth_peer_veth_name};
 use crate::netns::{self, DEFAULT_NETNS_DIR};
-use crate::network::{validate_file_name, BridgeNetwork, NetworkMode};
+use crate::network::{first_host, validate_file_name, BridgeNetwork, NetworkMode};
 
 /// Node-local network manager. Cheap to create; holds no open resources,
 /// so several processes may use the same state directory at once.
@@ -66,9 +69,7 @@ impl NetManager {
     ) -> Result<Attachment> {
         validate_file_name("container id", container_id)?;
         validate_hostname("hostname", hostname)?;
-        if let NetworkMode::Bridge(net) = mode {
-            net.validate()?;
-        }
+        mode.validate()?;
         if let Some(record) = self.records().load(container_id)? {
             if record.mode != *mode {
                 return Err(NetError::AlreadyAttached {
@@ -84,22 +85,18 @@ impl NetManager {
 
         let attachment = match mode {
             NetworkMode::Host => Ok(Attachment {
-                netns_path: None,
-                ipv4: None,
-                prefix_len: 0,
-                gateway: None,
-                host_veth: None,
                 // The host's own resolvers, loopback ones included, are
                 // reachable from the host namespace.
                 dns: host_resolv_conf()?.nameservers,
+                ..Attachment::default()
             }),
             NetworkMode::None => {
                 require_root("creating a network namespace")?;
                 self.attach_none(container_id)
             }
-            NetworkMode::Bridge(net) => {
+            NetworkMode::Bridge(_) | NetworkMode::Bridges(_) => {
                 require_root("creating a network namespace and veth pair")?;
-                self.attach_bridge(container_id, net)
+                self.attach_bridges(container_id, mode.bridges())
             }
         };
         let saved = attachment.and_then(|attachment| {
@@ -131,53 +128,80 @@ impl NetManager {
         links::run(Some(&ns), |h| async move { links::loopback_up(&h).await })?;
         Ok(Attachment {
             netns_path: Some(ns),
-            ipv4: None,
-            prefix_len: 0,
-            gateway: None,
-            host_veth: None,
-            dns: Vec::new(),
+            ..Attachment::default()
         })
     }
 
-    fn attach_bridge(&self, container_id: &str, net: &BridgeNetwork) -> Result<Attachment> {
-        let address = self.ipam().lease(net, container_id)?;
+    /// eth0 on `nets[0]` with the default route, eth1.. on the others.
+    fn attach_bridges(&self, container_id: &str, nets: &[BridgeNetwork]) -> Result<Attachment> {
+        let addresses = nets
+            .iter()
+            .map(|net| self.ipam().lease(net, container_id))
+            .collect::<Result<Vec<Ipv4Addr>>>()?;
         let ns = netns::create(&self.netns_dir, container_id)?;
-        let host_veth = host_veth_name(container_id);
-        let peer = peer_veth_name(container_id);
-        let gateway = net.gateway();
-        let prefix = net.subnet.prefix_len();
+        let host_veths: Vec<String> = (0..nets.len())
+            .map(|n| nth_host_veth_name(container_id, n))
+            .collect();
 
-        let mtu = links::run(None, |h| {
-            let (ns, host_veth, peer) = (&ns, &host_veth, &peer);
+        let mtus = links::run(None, |h| {
+            let (ns, host_veths) = (&ns, &host_veths);
             async move {
-                let bridge = links::ensure_bridge(&h, &net.bridge, net.subnet).await?;
-                // Leftovers of a crashed attach of the same container.
-                links::delete_link(&h, host_veth).await?;
-                links::delete_link(&h, peer).await?;
-                links::create_veth_into(&h, host_veth, peer, &bridge, ns).await?;
-                Ok(bridge.mtu)
+                let mut mtus = Vec::with_capacity(nets.len());
+                for (n, net) in nets.iter().enumerate() {
+                    let bridge = links::ensure_bridge(&h, &net.bridge, net.subnet).await?;
+                    let peer = nth_peer_veth_name(container_id, n);
+                    // Leftovers of a crashed attach of the same container
+                    // (looked up by name: cheaper than a dump of all links).
+                    links::delete_link(&h, &host_veths[n]).await?;
+                    links::delete_link(&h, &peer).await?;
+                    links::create_veth_into(&h, &host_veths[n], &peer, &bridge, ns).await?;
+                    mtus.push(bridge.mtu);
+                }
+                Ok(mtus)
             }
         })?;
-        let cfg = Eth0Config {
-            address,
-            prefix,
-            gateway,
-            mtu,
-        };
+        let configs: Vec<EthConfig> = nets
+            .iter()
+            .enumerate()
+            .map(|(n, net)| EthConfig {
+                name: format!("eth{n}"),
+                address: addresses[n],
+                prefix: net.subnet.prefix_len(),
+                default_gateway: (n == 0).then(|| net.gateway()),
+                mtu: mtus[n],
+            })
+            .collect();
         links::run(Some(&ns), |h| {
-            let (peer, cfg) = (&peer, &cfg);
+            let configs = &configs;
             async move {
                 links::loopback_up(&h).await?;
-                links::configure_eth0(&h, peer, cfg).await
+                for (n, cfg) in configs.iter().enumerate() {
+                    links::configure_eth(&h, &nth_peer_veth_name(container_id, n), cfg).await?;
+                }
+                Ok(())
             }
         })?;
+
+        let first = &nets[0];
+        let dns = if first.embedded_dns {
+            vec![IpAddr::V4(first.gateway())]
+        } else {
+            reachable_from_bridge(&host_resolv_conf()?.nameservers)
+        };
         Ok(Attachment {
             netns_path: Some(ns),
-            ipv4: Some(address),
-            prefix_len: prefix,
-            gateway: Some(gateway),
-            host_veth: Some(host_veth),
-            dns: reachable_from_bridge(&host_resolv_conf()?.nameservers),
+            ipv4: Some(addresses[0]),
+            prefix_len: first.subnet.prefix_len(),
+            gateway: Some(first.gateway()),
+            host_veth: Some(host_veths[0].clone()),
+            dns,
+            addresses: nets
+                .iter()
+                .map(|n| n.name.clone())
+                .zip(addresses.iter().copied())
+                .collect(),
+            host_veths,
+            embedded_dns: first.embedded_dns,
         })
     }
 
@@ -196,17 +220,19 @@ impl NetManager {
         };
         let is_host = matches!(&record, Some(r) if r.mode == NetworkMode::Host);
         if !is_host {
-            let host_veth = record
+            let recorded: Vec<String> = record
                 .as_ref()
-                .and_then(|r| r.attachment.host_veth.clone())
-                .unwrap_or_else(|| host_veth_name(container_id));
-            let peer = peer_veth_name(container_id);
+                .map(|r| r.attachment.host_veths.clone())
+                .unwrap_or_default();
             links::run(None, |h| {
-                let (host_veth, peer) = (&host_veth, &peer);
+                let recorded = &recorded;
                 async move {
-                    // Deleting one end of a veth pair deletes both.
-                    links::delete_link(&h, host_veth).await?;
-                    links::delete_link(&h, peer).await
+                    // By name, not only from the record: a crash may have
+                    // lost the record or left a peer not yet moved.
+                    links::delete_links_where(&h, |name| {
+                        is_container_veth(container_id, name) || recorded.iter().any(|r| r == name)
+                    })
+                    .await
                 }
             })?;
             let ns = record
@@ -240,6 +266,80 @@ impl NetManager {
             links::delete_link(&h, &net.bridge).await
         })
     }
+}
+
+impl NetManager {
+    /// Level-triggered: makes the /32 addresses on `net`'s bridge exactly
+    /// `vips` (creating the bridge with its gateway address if missing), so
+    /// that the node owns each service VIP and a proxy can listen on it.
+    /// Never touches the gateway address. Idempotent. Each VIP must be a
+    /// host address of `net.subnet` other than the gateway (the isolation
+    /// rules protect a network's subnet, so VIPs outside it would be
+    /// reachable from every network).
+    pub fn set_vips(&self, net: &BridgeNetwork, vips: &[Ipv4Addr]) -> Result<()> {
+        net.validate()?;
+        let mut wanted: Vec<Ipv4Addr> = Vec::with_capacity(vips.len());
+        for vip in vips {
+            check_vip(net, *vip)?;
+            if !wanted.contains(vip) {
+                wanted.push(*vip);
+            }
+        }
+        links::run(None, |h| {
+            let wanted = &wanted;
+            async move {
+                let bridge = links::ensure_bridge(&h, &net.bridge, net.subnet).await?;
+                links::set_host_vips(&h, bridge.index, &net.bridge, wanted).await
+            }
+        })
+    }
+
+    /// The nftables table (family `inet`) holding this state directory's
+    /// isolation rules: `flotilla_<8 hex of sha256(state dir)>`.
+    pub fn isolation_table(&self) -> String {
+        isolation::table_name(&self.state_dir)
+    }
+
+    /// Level-triggered isolation between Flotilla networks: given all
+    /// current Flotilla bridge networks of this node, replaces this state
+    /// directory's rules atomically so that traffic entering from one
+    /// network's bridge cannot reach another network's subnet — neither
+    /// forwarded to its containers nor delivered to the host's addresses in
+    /// it (VIPs, gateway). Traffic within a network, to the network's own
+    /// gateway and VIPs, and to the host's other addresses is unaffected; a
+    /// container on both A and B reaches both through its own interfaces.
+    /// `ip_forward` is left as it is. Needs the `nft` command (nftables).
+    pub fn set_isolation(&self, nets: &[BridgeNetwork]) -> Result<()> {
+        let ruleset = isolation::render_ruleset(&self.isolation_table(), nets)?;
+        isolation::apply(&ruleset)
+    }
+
+    /// Removes this state directory's isolation rules entirely (tests, the
+    /// `down` of the last stack). Absent rules are success.
+    pub fn clear_isolation(&self) -> Result<()> {
+        isolation::apply(&isolation::render_removal(&self.isolation_table()))
+    }
+}
+
+/// A VIP must be a host address of the subnet and not its gateway. Pure.
+fn check_vip(net: &BridgeNetwork, vip: Ipv4Addr) -> Result<()> {
+    let reserved = [
+        net.subnet.network(),
+        first_host(net.subnet),
+        net.subnet.broadcast(),
+    ];
+    if !net.subnet.contains(&vip) || reserved.contains(&vip) {
+        return Err(NetError::invalid(
+            "VIP",
+            format!(
+                "{vip} for network {:?}: expected a host address of {} other than the gateway {}",
+                net.name,
+                net.subnet,
+                net.gateway()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn require_root(what: &str) -> Result<()> {

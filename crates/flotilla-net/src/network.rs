@@ -16,6 +16,9 @@ pub const ENV_BRIDGE_NAME: &str = "FLOTILLA_BRIDGE_NAME";
 /// Environment variable overriding the default bridge's subnet.
 pub const ENV_BRIDGE_SUBNET: &str = "FLOTILLA_BRIDGE_SUBNET";
 
+/// Most networks one container may join (eth0..eth7).
+pub const MAX_NETWORKS_PER_CONTAINER: usize = 8;
+
 /// A node-local bridge network: containers get a veth into `bridge` and an
 /// address from `subnet`; the bridge holds the gateway (first host address).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +29,21 @@ pub struct BridgeNetwork {
     pub bridge: String,
     /// IPv4 subnet, e.g. `10.213.0.0/24`; the gateway is its first host.
     pub subnet: Ipv4Net,
+    /// Containers' addresses come only from this range (Compose's ipam
+    /// `ip_range`), which must lie inside `subnet`; `None` = the whole
+    /// subnet. The rest of the subnet stays free for other uses (service
+    /// VIPs in the upper half, for stack networks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Ipv4Net>,
+    /// The container's resolv.conf names the gateway of its first network
+    /// as its only nameserver (with `options ndots:0`), where the node's
+    /// embedded DNS server listens, instead of the host's resolvers.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub embedded_dns: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl BridgeNetwork {
@@ -65,16 +83,30 @@ impl BridgeNetwork {
     }
 
     fn builtin_default(bridge: Option<String>) -> Self {
-        BridgeNetwork {
-            name: "bridge".to_string(),
-            bridge: bridge
+        BridgeNetwork::new(
+            "bridge",
+            &bridge
                 .filter(|b| !b.is_empty())
                 .unwrap_or_else(|| "flotilla0".to_string()),
-            subnet: Ipv4Net::new(Ipv4Addr::new(10, 213, 0, 0), 24).expect("static subnet"),
+            Ipv4Net::new(Ipv4Addr::new(10, 213, 0, 0), 24).expect("static subnet"),
+        )
+    }
+
+    /// A network over the whole subnet with the host's resolvers (no
+    /// `ip_range`, no embedded DNS); set those fields afterwards if wanted.
+    /// Not validated: call [`validate`](Self::validate).
+    pub fn new(name: &str, bridge: &str, subnet: Ipv4Net) -> Self {
+        BridgeNetwork {
+            name: name.to_string(),
+            bridge: bridge.to_string(),
+            subnet,
+            ip_range: None,
+            embedded_dns: false,
         }
     }
 
-    /// Checks the name, interface name and subnet, saying what was expected.
+    /// Checks the name, interface name, subnet and ip_range, saying what
+    /// was expected.
     pub fn validate(&self) -> Result<()> {
         validate_file_name("network name", &self.name)?;
         validate_ifname("bridge name", &self.bridge)?;
@@ -83,7 +115,16 @@ impl BridgeNetwork {
                 "subnet",
                 format!("{} for network {:?}: {detail}", self.subnet, self.name),
             )
-        })
+        })?;
+        if let Some(range) = self.ip_range {
+            validate_ip_range(self.subnet, range).map_err(|detail| {
+                NetError::invalid(
+                    "ip_range",
+                    format!("{range} for network {:?}: {detail}", self.name),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// The gateway: the subnet's first host address, held by the bridge.
@@ -94,7 +135,7 @@ impl BridgeNetwork {
 
 /// How a container is connected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "mode")]
+#[serde(from = "NetworkModeRepr", into = "NetworkModeRepr")]
 pub enum NetworkMode {
     /// Its own network namespace with only `lo` (up).
     None,
@@ -102,19 +143,154 @@ pub enum NetworkMode {
     Host,
     /// Its own namespace with `eth0` on a Flotilla bridge.
     Bridge(BridgeNetwork),
+    /// Its own namespace with `eth0` on the first network (the default
+    /// route goes via its gateway) and `eth1`, `eth2`… on the others (only
+    /// their on-link subnet). At least one network, at most
+    /// [`MAX_NETWORKS_PER_CONTAINER`].
+    Bridges(Vec<BridgeNetwork>),
+}
+
+/// The serialised form: internally tagged (`{"mode": "bridge", …}`) as the
+/// records written before `Bridges` existed, with the list of networks under
+/// a key because serde cannot flatten a sequence into a tagged map.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "mode")]
+enum NetworkModeRepr {
+    None,
+    Host,
+    Bridge(BridgeNetwork),
+    Bridges { networks: Vec<BridgeNetwork> },
+}
+
+impl From<NetworkMode> for NetworkModeRepr {
+    fn from(mode: NetworkMode) -> Self {
+        match mode {
+            NetworkMode::None => NetworkModeRepr::None,
+            NetworkMode::Host => NetworkModeRepr::Host,
+            NetworkMode::Bridge(n) => NetworkModeRepr::Bridge(n),
+            NetworkMode::Bridges(networks) => NetworkModeRepr::Bridges { networks },
+        }
+    }
+}
+
+impl From<NetworkModeRepr> for NetworkMode {
+    fn from(repr: NetworkModeRepr) -> Self {
+        match repr {
+            NetworkModeRepr::None => NetworkMode::None,
+            NetworkModeRepr::Host => NetworkMode::Host,
+            NetworkModeRepr::Bridge(n) => NetworkMode::Bridge(n),
+            NetworkModeRepr::Bridges { networks } => NetworkMode::Bridges(networks),
+        }
+    }
 }
 
 impl NetworkMode {
     /// Short human description, used in messages.
     pub fn describe(&self) -> String {
+        let one = |n: &BridgeNetwork| format!("{:?} ({} {})", n.name, n.bridge, n.subnet);
         match self {
             NetworkMode::None => "network none".to_string(),
             NetworkMode::Host => "network host".to_string(),
-            NetworkMode::Bridge(n) => {
-                format!("bridge network {:?} ({} {})", n.name, n.bridge, n.subnet)
+            NetworkMode::Bridge(n) => format!("bridge network {}", one(n)),
+            NetworkMode::Bridges(nets) => format!(
+                "bridge networks {}",
+                nets.iter().map(one).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// The bridge networks the container joins, in interface order (eth0
+    /// first); empty for none/host.
+    pub fn bridges(&self) -> &[BridgeNetwork] {
+        match self {
+            NetworkMode::None | NetworkMode::Host => &[],
+            NetworkMode::Bridge(n) => std::slice::from_ref(n),
+            NetworkMode::Bridges(nets) => nets,
+        }
+    }
+
+    /// Validates every network, and for several: at least one, at most
+    /// [`MAX_NETWORKS_PER_CONTAINER`], distinct names and bridges, subnets
+    /// that do not overlap (an address would be ambiguous between two
+    /// interfaces).
+    pub fn validate(&self) -> Result<()> {
+        let nets = self.bridges();
+        if matches!(self, NetworkMode::Bridges(_)) && nets.is_empty() {
+            return Err(NetError::invalid(
+                "networks",
+                "a container in bridge mode needs at least one network, got none",
+            ));
+        }
+        if nets.len() > MAX_NETWORKS_PER_CONTAINER {
+            return Err(NetError::invalid(
+                "networks",
+                format!(
+                    "a container may join at most {MAX_NETWORKS_PER_CONTAINER} networks, got {}",
+                    nets.len()
+                ),
+            ));
+        }
+        validate_distinct_networks(nets)
+    }
+}
+
+/// Each network valid; no two with the same name, bridge, or overlapping
+/// subnets. Used for a container's networks and for a node's isolation set.
+pub(crate) fn validate_distinct_networks(nets: &[BridgeNetwork]) -> Result<()> {
+    for (i, a) in nets.iter().enumerate() {
+        a.validate()?;
+        for b in &nets[..i] {
+            let clash = if a.name == b.name {
+                Some("the same name")
+            } else if a.bridge == b.bridge {
+                Some("the same bridge")
+            } else if a.subnet.contains(&b.subnet.network())
+                || b.subnet.contains(&a.subnet.network())
+            {
+                Some("overlapping subnets")
+            } else {
+                None
+            };
+            if let Some(clash) = clash {
+                return Err(NetError::invalid(
+                    "networks",
+                    format!(
+                        "{:?} ({} {}) and {:?} ({} {}) have {clash}; each network needs its own \
+                         name, bridge and subnet",
+                        b.name, b.bridge, b.subnet, a.name, a.bridge, a.subnet
+                    ),
+                ));
             }
         }
     }
+    Ok(())
+}
+
+/// An ip_range must be a network address inside the subnet and hold at
+/// least one address other than the subnet's network, gateway and broadcast.
+fn validate_ip_range(subnet: Ipv4Net, range: Ipv4Net) -> std::result::Result<(), String> {
+    if range.network() != range.addr() {
+        return Err(format!(
+            "host bits are set; expected the network address {}",
+            range.trunc()
+        ));
+    }
+    if !subnet.contains(&range) {
+        return Err(format!("expected a range inside the subnet {subnet}"));
+    }
+    let reserved = [subnet.network(), first_host(subnet), subnet.broadcast()];
+    if range
+        .hosts()
+        .chain([range.network(), range.broadcast()])
+        .all(|a| reserved.contains(&a))
+    {
+        return Err(format!(
+            "it holds no usable address (the subnet's network, gateway {} and broadcast are \
+             reserved)",
+            first_host(subnet)
+        ));
+    }
+    Ok(())
 }
 
 /// Parses `a.b.c.d/len`, normalising host bits away (`10.1.2.3/24` → `10.1.2.0/24`).
@@ -163,15 +339,20 @@ pub(crate) fn validate_ifname(what: &'static str, name: &str) -> Result<()> {
             format!("{name:?} must be 1 to {MAX_IFNAME_LEN} bytes long"),
         ));
     }
+    // Beyond the kernel's rules, quotes and backslashes are refused and only
+    // printable ASCII allowed, because bridge names are written into
+    // nftables rulesets (see `isolation`).
     if name == "."
         || name == ".."
         || name
             .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+            .any(|c| matches!(c, '/' | ':' | '"' | '\\' | '\'') || !c.is_ascii_graphic())
     {
         return Err(NetError::invalid(
             what,
-            format!("{name:?} may not contain '/', ':' or whitespace"),
+            format!(
+                "{name:?} must be printable ASCII without '/', ':', quotes, '\\' or whitespace"
+            ),
         ));
     }
     Ok(())
@@ -232,22 +413,14 @@ mod tests {
 
     #[test]
     fn gateway_is_first_host() {
-        let n = BridgeNetwork {
-            name: "n".into(),
-            bridge: "b".into(),
-            subnet: "10.9.8.0/24".parse().unwrap(),
-        };
+        let n = BridgeNetwork::new("n", "b", "10.9.8.0/24".parse().unwrap());
         assert_eq!(n.gateway(), Ipv4Addr::new(10, 9, 8, 1));
         assert!(n.validate().is_ok());
     }
 
     #[test]
     fn validation_names_the_problem() {
-        let mut n = BridgeNetwork {
-            name: "n".into(),
-            bridge: "much-too-long-bridge".into(),
-            subnet: "10.9.8.0/24".parse().unwrap(),
-        };
+        let mut n = BridgeNetwork::new("n", "much-too-long-bridge", "10.9.8.0/24".parse().unwrap());
         let e = n.validate().unwrap_err().to_string();
         assert!(e.contains("bridge name") && e.contains("15"), "{e}");
         n.bridge = "ok0".into();
@@ -260,5 +433,99 @@ mod tests {
         n.name = "ok".into();
         n.subnet = "10.9.8.5/24".parse().unwrap();
         assert!(n.validate().unwrap_err().to_string().contains("host bits"));
+    }
+
+    #[test]
+    fn records_written_before_multi_network_still_load() {
+        let old =
+            r#"{"mode":"bridge","name":"bridge","bridge":"flotilla0","subnet":"10.213.0.0/24"}"#;
+        let mode: NetworkMode = serde_json::from_str(old).unwrap();
+        let net = BridgeNetwork::new("bridge", "flotilla0", "10.213.0.0/24".parse().unwrap());
+        assert_eq!(mode, NetworkMode::Bridge(net.clone()));
+        // Unset new fields are not written, so old readers still load ours.
+        assert_eq!(serde_json::to_string(&mode).unwrap(), old);
+        for mode in [NetworkMode::None, NetworkMode::Host] {
+            let text = serde_json::to_string(&mode).unwrap();
+            assert_eq!(serde_json::from_str::<NetworkMode>(&text).unwrap(), mode);
+        }
+    }
+
+    #[test]
+    fn several_networks_round_trip() {
+        let mut a = BridgeNetwork::new("a", "bra", "10.210.1.0/24".parse().unwrap());
+        a.ip_range = Some("10.210.1.0/25".parse().unwrap());
+        a.embedded_dns = true;
+        let b = BridgeNetwork::new("b", "brb", "10.210.2.0/24".parse().unwrap());
+        let mode = NetworkMode::Bridges(vec![a, b]);
+        let text = serde_json::to_string(&mode).unwrap();
+        assert!(
+            text.starts_with(r#"{"mode":"bridges","networks":["#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<NetworkMode>(&text).unwrap(), mode);
+        assert_eq!(mode.bridges().len(), 2);
+        assert!(mode.validate().is_ok());
+        assert!(mode.describe().contains("\"a\"") && mode.describe().contains("\"b\""));
+    }
+
+    #[test]
+    fn several_networks_must_be_distinct_and_few() {
+        let n = |name: &str, bridge: &str, subnet: &str| {
+            BridgeNetwork::new(name, bridge, subnet.parse().unwrap())
+        };
+        let err = |nets: Vec<BridgeNetwork>| {
+            NetworkMode::Bridges(nets)
+                .validate()
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(vec![]).contains("at least one network"));
+        let e = err(vec![
+            n("a", "bra", "10.1.0.0/24"),
+            n("a", "brb", "10.2.0.0/24"),
+        ]);
+        assert!(e.contains("same name"), "{e}");
+        let e = err(vec![
+            n("a", "bra", "10.1.0.0/16"),
+            n("b", "brb", "10.1.2.0/24"),
+        ]);
+        assert!(e.contains("overlapping subnets"), "{e}");
+        let many = (0..=MAX_NETWORKS_PER_CONTAINER)
+            .map(|i| {
+                n(
+                    &format!("n{i}"),
+                    &format!("br{i}"),
+                    &format!("10.{i}.0.0/24"),
+                )
+            })
+            .collect();
+        assert!(err(many).contains("at most"));
+    }
+
+    #[test]
+    fn ip_range_must_fit_the_subnet() {
+        let mut net = BridgeNetwork::new("n", "b", "10.9.8.0/24".parse().unwrap());
+        for (range, ok) in [
+            ("10.9.8.0/25", true),
+            ("10.9.8.128/25", true),
+            ("10.9.8.0/24", true),
+            ("10.9.9.0/25", false),
+            ("10.9.0.0/16", false),
+            ("10.9.8.0/31", false), // only the network address and gateway
+        ] {
+            net.ip_range = Some(range.parse().unwrap());
+            assert_eq!(net.validate().is_ok(), ok, "{range}");
+        }
+        net.ip_range = Some("10.9.8.5/25".parse().unwrap());
+        let e = net.validate().unwrap_err().to_string();
+        assert!(e.contains("ip_range") && e.contains("host bits"), "{e}");
+    }
+
+    #[test]
+    fn bridge_names_that_would_break_a_ruleset_are_refused() {
+        for bad in ["br\"0", "br'0", "br\\0", "brü"] {
+            assert!(validate_ifname("bridge name", bad).is_err(), "{bad}");
+        }
+        assert!(validate_ifname("bridge name", "ft-a_1.x").is_ok());
     }
 }

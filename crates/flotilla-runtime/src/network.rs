@@ -57,11 +57,7 @@ pub fn none(hostname: &str, etc_dir: &Path) -> Result<Attached> {
     let att = flotilla_net::Attachment {
         // Some(..) asks for a generated hosts file rather than the host's.
         netns_path: Some(etc_dir.to_path_buf()),
-        ipv4: None,
-        prefix_len: 0,
-        gateway: None,
-        host_veth: None,
-        dns: Vec::new(),
+        ..flotilla_net::Attachment::default()
     };
     let files = flotilla_net::write_etc_files(etc_dir, hostname, &att, &[])
         .context("writing /etc files")?;

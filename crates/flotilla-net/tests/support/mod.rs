@@ -7,6 +7,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use flotilla_net::{
@@ -20,6 +21,10 @@ pub struct TestNet {
     pub net: BridgeNetwork,
     tag: String,
     ids: Mutex<Vec<String>>,
+    /// Networks beyond `net`, removed with it.
+    extra: Mutex<Vec<BridgeNetwork>>,
+    /// Whether the test installed isolation rules (the nft table goes too).
+    isolation: AtomicBool,
 }
 
 impl TestNet {
@@ -29,18 +34,47 @@ impl TestNet {
         let pid = std::process::id();
         let state = tempfile::tempdir().expect("temp state dir");
         let mgr = NetManager::new(state.path()).expect("net manager");
-        let net = BridgeNetwork {
-            name: format!("test-{tag}"),
-            bridge: format!("ft{tag}{pid:x}"),
-            subnet: free_test_subnet(tag),
-        };
+        let net = BridgeNetwork::new(
+            &format!("test-{tag}"),
+            &format!("ft{tag}{pid:x}"),
+            free_test_subnet(tag, &[]),
+        );
         TestNet {
             state,
             mgr,
             net,
             tag: tag.to_string(),
             ids: Mutex::new(Vec::new()),
+            extra: Mutex::new(Vec::new()),
+            isolation: AtomicBool::new(false),
         }
+    }
+
+    /// Another network of this test (bridge `ft<tag><pid>x<n>`, a /28 apart
+    /// from the test's others), registered for removal.
+    pub fn extra_network(&self, n: usize) -> BridgeNetwork {
+        let mut extra = self.extra.lock().unwrap();
+        let taken: Vec<Ipv4Net> = extra
+            .iter()
+            .map(|e| e.subnet)
+            .chain([self.net.subnet])
+            .collect();
+        let net = BridgeNetwork::new(
+            &format!("test-{}-{n}", self.tag),
+            &format!("ft{}{:x}x{n}", self.tag, std::process::id()),
+            free_test_subnet(&format!("{}{n}", self.tag), &taken),
+        );
+        assert!(net.bridge.len() <= 15, "{}", net.bridge);
+        extra.push(net.clone());
+        net
+    }
+
+    /// Installs isolation rules for `nets`, remembering to remove them.
+    pub fn set_isolation(&self, nets: &[BridgeNetwork]) {
+        self.isolation.store(true, Ordering::SeqCst);
+        self.mgr
+            .set_isolation(nets)
+            .expect("installing isolation rules");
     }
 
     /// A container id unique to this process and test, registered for cleanup.
@@ -67,8 +101,16 @@ impl Drop for TestNet {
                 eprintln!("cleanup: detach {id}: {e}");
             }
         }
-        if let Err(e) = self.mgr.remove_bridge(&self.net) {
-            eprintln!("cleanup: bridge {}: {e}", self.net.bridge);
+        if self.isolation.load(Ordering::SeqCst) {
+            if let Err(e) = self.mgr.clear_isolation() {
+                eprintln!("cleanup: isolation table: {e}");
+            }
+        }
+        let extra = self.extra.lock().unwrap().clone();
+        for net in [self.net.clone()].iter().chain(&extra) {
+            if let Err(e) = self.mgr.remove_bridge(net) {
+                eprintln!("cleanup: bridge {}: {e}", net.bridge);
+            }
         }
     }
 }
@@ -89,13 +131,14 @@ pub fn io_err(op: &'static str, e: io::Error) -> NetError {
     }
 }
 
-/// A /28 of 10.214.0.0/16 that overlaps no address on the host, probing from
+/// A /28 of 10.214.0.0/16 that overlaps no address on the host nor `taken`, probing from
 /// a slot derived from the pid and tag so parallel tests start apart.
-fn free_test_subnet(tag: &str) -> Ipv4Net {
+fn free_test_subnet(tag: &str, taken: &[Ipv4Net]) -> Ipv4Net {
     let used: Vec<Ipv4Net> = list_links(None)
         .expect("listing host links")
         .into_iter()
         .flat_map(|l| l.ipv4)
+        .chain(taken.iter().copied())
         .collect();
     // FNV-1a: any stable spread will do.
     let seed = format!("{}-{tag}", std::process::id())
