@@ -7,16 +7,22 @@
 mod charts;
 mod compose_config;
 mod container_start;
+mod deploy;
 mod interrupt;
 mod monitor_mem;
 mod procutil;
 mod proxy;
+mod recover;
 mod report;
 mod result;
 mod rootfs;
 mod scale;
 mod stackgen;
 mod stats;
+mod swarm_docker;
+mod swarm_events;
+mod swarm_flotilla;
+mod swarm_setup;
 mod wrk;
 
 use clap::{Parser, Subcommand};
@@ -25,7 +31,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The benchmarks in report order.
-const BENCHMARKS: [&str; 4] = ["container-start", "compose-config", "proxy", "scale"];
+const BENCHMARKS: [&str; 6] = [
+    "container-start",
+    "compose-config",
+    "deploy",
+    "recover",
+    "proxy",
+    "scale",
+];
 
 #[derive(Parser)]
 #[command(
@@ -55,6 +68,10 @@ enum Cmd {
     ContainerStart,
     /// Load time of a 1,000-service stack file vs docker-compose config.
     ComposeConfig,
+    /// 30 replicas up until healthy, then scale to 60, vs Docker Swarm; memory.
+    Deploy,
+    /// kill -9 of one replica until a healthy replacement, vs Docker Swarm.
+    Recover,
     /// HTTP load balancing throughput/latency vs HAProxy and nginx.
     Proxy,
     /// Scheduler placement: 10,000 tasks on 1,000 simulated nodes.
@@ -100,6 +117,8 @@ fn main() -> ExitCode {
     let (name, outcome) = match cli.cmd {
         Cmd::ContainerStart => ("container-start", container_start::run(&ctx)),
         Cmd::ComposeConfig => ("compose-config", compose_config::run(&ctx)),
+        Cmd::Deploy => ("deploy", deploy::run(&ctx)),
+        Cmd::Recover => ("recover", recover::run(&ctx)),
         Cmd::Proxy => ("proxy", proxy::run(&ctx)),
         Cmd::Scale => ("scale", Ok(scale::run(&ctx))),
         Cmd::StackFile { services } => {
