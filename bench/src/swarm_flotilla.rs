@@ -309,9 +309,23 @@ mod tests {
 
     #[test]
     fn stack_file_loads_with_our_health_check() {
-        let yaml = stack_yaml(30, &HEALTH);
-        assert!(yaml.contains("replicas: 30"), "{yaml}");
-        assert!(yaml.contains("interval: 1000ms"), "{yaml}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("stack.yaml");
+        std::fs::write(&file, stack_yaml(30, &HEALTH)).unwrap();
+        let opts = flotilla_compose::LoadOptions {
+            files: vec![file],
+            project_name: Some("fbtest".into()),
+            working_dir: Some(dir.path().to_path_buf()),
+            ..Default::default()
+        };
+        let Ok(loaded) = flotilla_compose::load(&opts) else {
+            panic!("the generated stack file does not load");
+        };
+        let web = &loaded.stack.services[SERVICE];
+        assert_eq!(web.deploy.replicas, Some(30));
+        let check = web.healthcheck.as_ref().unwrap();
+        assert_eq!(check.interval.as_millis(), HEALTH.interval_ms);
+        assert_eq!(web.deploy.restart_policy.delay.as_millis(), 0);
     }
 
     #[test]
