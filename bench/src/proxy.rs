@@ -1,10 +1,13 @@
 //! `proxy`: HTTP load balancing over three local backends. HAProxy and nginx
 //! (configs generated here, run in the foreground as our children) and one
-//! backend directly, under wrk with keep-alive and with `Connection: close`.
-//! Flotilla's column waits for its proxy (service networking issue).
+//! backend directly, under wrk with keep-alive and with `Connection: close`;
+//! Flotilla's proxy (`flotilla internal proxy`) over the same backends, as
+//! L7 `http` (the figures) and as L4 `tcp` (for reference, in the table).
 
 use crate::procutil::{self, ChildGuard};
-use crate::result::{BarSeries, BenchResult, Chart, Figure, Table};
+use crate::result::{
+    BarSeries, BenchResult, Chart, Figure, Table, Target as Goal, TargetOn, TargetOp,
+};
 use crate::wrk::{self, WrkRun};
 use crate::Ctx;
 use anyhow::{bail, Context as _, Result};
@@ -14,7 +17,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FLOTILLA_NOTE: &str = "not implemented yet (service networking issue)";
 const BACKENDS: usize = 3;
 const CONNECTIONS: u32 = 64;
 const WRK_THREADS: u32 = 2;
@@ -89,6 +91,23 @@ pub fn run(ctx: &Ctx) -> Result<BenchResult> {
         peak_rss_kib: 0,
     }];
     let mut proxies = Vec::new();
+    // Flotilla first among the proxies: failing to start it fails the run.
+    for (name, protocol) in [("flotilla", "http"), ("flotilla-tcp", "tcp")] {
+        let (g, addr) = start_flotilla(&ctx.flotilla, dir, name, protocol, &backend_addrs)
+            .with_context(|| format!("starting {name} (flotilla internal proxy, {protocol})"))?;
+        targets.push(Target {
+            name,
+            addr,
+            pid: g.pid(),
+            runs: Vec::new(),
+            peak_rss_kib: 0,
+        });
+        proxies.push(g);
+    }
+    res.versions.insert(
+        "flotilla".into(),
+        procutil::version_line(&ctx.flotilla.to_string_lossy(), &["--version"]).unwrap_or_default(),
+    );
     match start_haproxy(dir, &backend_addrs) {
         Ok((g, addr)) => {
             res.versions.insert(
@@ -125,6 +144,7 @@ pub fn run(ctx: &Ctx) -> Result<BenchResult> {
     }
     res.method = vec![
         format!("{BACKENDS} backends: `bench-testserver` (hyper, one thread each, short body) on 127.0.0.1; HAProxy (`mode http`, roundrobin, `http-reuse always`) and nginx (2 workers, upstream keepalive 64) in front of all three; `direct` is wrk against one backend, the floor any proxy adds to."),
+        "Flotilla: `flotilla internal proxy --config FILE.json` (the node proxy alone, tokio multi-thread runtime), `flotilla` = protocol `http` (L7: hyper server, pooled keep-alive client, power-of-two-choices, retries), `flotilla-tcp` = protocol `tcp` (L4 splice, one backend per client connection; not comparable with the L7 proxies on balancing, listed for reference). Figures compare `flotilla` (L7) with HAProxy and nginx.".into(),
         format!("wrk -t{WRK_THREADS} -c{CONNECTIONS} -d{secs}s per run, keep-alive and `Connection: close`; {rounds} round(s), targets interleaved in rotating order; the figure is the median over rounds. p99.9 comes from a Lua done() hook."),
         "Everything shares this machine's CPUs (load generator, proxy and backends), so absolute numbers are low and ratios between proxies are what to read.".into(),
         "RSS under load: the highest VmRSS sum over the proxy's process tree (nginx master + workers), sampled every 250 ms during the runs.".into(),
@@ -370,16 +390,6 @@ fn summarise(res: &mut BenchResult, targets: &[Target], modes: &[Mode]) {
                 format!("{:.1}", t.peak_rss_kib as f64 / 1024.0),
             ]);
         }
-        rows.push(vec![
-            "flotilla".into(),
-            mode.name().into(),
-            FLOTILLA_NOTE.into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-            "-".into(),
-        ]);
     }
     res.tables.push(Table {
         title: "Throughput and latency (median over rounds)".into(),
@@ -397,45 +407,7 @@ fn summarise(res: &mut BenchResult, targets: &[Target], modes: &[Mode]) {
         .to_vec(),
         rows,
     });
-    for t in targets.iter().filter(|t| t.name != "direct") {
-        for mode in modes {
-            let a = aggregate(t, *mode);
-            let mname = mode.name();
-            res.figures.push(
-                Figure::new(
-                    format!("proxy.{mname}.rps.{}", t.name),
-                    "req/s",
-                    None,
-                    Some(t.name),
-                    a.rps,
-                    None,
-                )
-                .with_flotilla_note(FLOTILLA_NOTE),
-            );
-            res.figures.push(
-                Figure::new(
-                    format!("proxy.{mname}.p99.{}", t.name),
-                    "ms",
-                    None,
-                    Some(t.name),
-                    a.p99_ms,
-                    None,
-                )
-                .with_flotilla_note(FLOTILLA_NOTE),
-            );
-        }
-        res.figures.push(
-            Figure::new(
-                format!("proxy.rss.{}", t.name),
-                "MB",
-                None,
-                Some(t.name),
-                Some(t.peak_rss_kib as f64 / 1024.0),
-                None,
-            )
-            .with_flotilla_note(FLOTILLA_NOTE),
-        );
-    }
+    figures(res, targets, modes);
     let categories: Vec<String> = modes.iter().map(|m| m.name().to_string()).collect();
     let mut series: Vec<BarSeries> = targets
         .iter()
@@ -444,10 +416,6 @@ fn summarise(res: &mut BenchResult, targets: &[Target], modes: &[Mode]) {
             values: modes.iter().map(|m| aggregate(t, *m).rps).collect(),
         })
         .collect();
-    series.push(BarSeries {
-        label: "flotilla (not yet)".into(),
-        values: vec![None; modes.len()],
-    });
     res.charts.push(Chart::Bars {
         file: "proxy-throughput".into(),
         title: "proxy throughput (requests/s, higher is better)".into(),
@@ -490,9 +458,134 @@ fn summarise(res: &mut BenchResult, targets: &[Target], modes: &[Mode]) {
     });
 }
 
+/// The Flotilla proxy on a free port over `backends`, as our child.
+fn start_flotilla(
+    flotilla: &Path,
+    dir: &Path,
+    name: &str,
+    protocol: &str,
+    backends: &[SocketAddr],
+) -> Result<(ChildGuard, SocketAddr)> {
+    let listen = free_port()?;
+    let cfg = dir.join(format!("{name}.json"));
+    std::fs::write(
+        &cfg,
+        flotilla_config(listen, protocol, backends).to_string(),
+    )?;
+    let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+    // `--output text` before `internal` sends the command through clap: the
+    // binary's early `internal` fast path (monitor/exec, before clap) does
+    // not know `proxy` yet. Harmless once it does.
+    let mut cmd = Command::new(flotilla);
+    cmd.args(["--output", "text", "internal", "proxy", "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    let mut g = ChildGuard::spawn("flotilla internal proxy", &mut cmd)?;
+    wait_listening(&mut g, listen, name).with_context(|| {
+        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        format!("its stderr: {}", log.trim())
+    })?;
+    Ok((g, listen))
+}
+
+/// A `flotilla_proxy::ProxyConfig` as JSON: one listener over `backends`.
+pub fn flotilla_config(
+    listen: SocketAddr,
+    protocol: &str,
+    backends: &[SocketAddr],
+) -> serde_json::Value {
+    let endpoints: Vec<serde_json::Value> = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| serde_json::json!({"id": format!("backend{i}"), "addr": b.to_string()}))
+        .collect();
+    serde_json::json!({"listeners": [{
+        "name": format!("bench:{listen}/{protocol}"),
+        "service": "bench",
+        "bind": listen.to_string(),
+        "protocol": protocol,
+        "endpoints": endpoints,
+    }]})
+}
+
+/// The figure lines: Flotilla's L7 proxy against each anchor proxy, per mode
+/// (req/s and p99), and peak RSS under load. Targets from the service
+/// networking issue: throughput at least HAProxy's, p99 at most 1.1x.
+fn figures(res: &mut BenchResult, targets: &[Target], modes: &[Mode]) {
+    let Some(fl) = targets.iter().find(|t| t.name == "flotilla") else {
+        return;
+    };
+    let goal = |op, value: f64, text: &str| {
+        Some(Goal {
+            on: TargetOn::Ratio,
+            op,
+            value,
+            text: text.into(),
+        })
+    };
+    for t in targets
+        .iter()
+        .filter(|t| t.name == "haproxy" || t.name == "nginx")
+    {
+        let haproxy = t.name == "haproxy";
+        for mode in modes {
+            let (f, a) = (aggregate(fl, *mode), aggregate(t, *mode));
+            let mname = mode.name();
+            res.figures.push(Figure::new(
+                format!("proxy.{mname}.rps.{}", t.name),
+                "req/s",
+                f.rps,
+                Some(t.name),
+                a.rps,
+                if haproxy {
+                    goal(TargetOp::AtLeast, 1.0, "throughput at least HAProxy's")
+                } else {
+                    None
+                },
+            ));
+            res.figures.push(Figure::new(
+                format!("proxy.{mname}.p99.{}", t.name),
+                "ms",
+                f.p99_ms,
+                Some(t.name),
+                a.p99_ms,
+                if haproxy {
+                    goal(TargetOp::AtMost, 1.1, "p99 at most 1.1x HAProxy's")
+                } else {
+                    None
+                },
+            ));
+        }
+        res.figures.push(Figure::new(
+            format!("proxy.rss.{}", t.name),
+            "MB",
+            Some(fl.peak_rss_kib as f64 / 1024.0),
+            Some(t.name),
+            Some(t.peak_rss_kib as f64 / 1024.0),
+            None,
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flotilla_config_is_a_proxy_config_over_every_backend() {
+        let b: Vec<SocketAddr> = vec![
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        ];
+        let c = flotilla_config("127.0.0.1:9".parse().unwrap(), "http", &b);
+        let l = &c["listeners"][0];
+        assert_eq!(l["bind"], "127.0.0.1:9");
+        assert_eq!(l["protocol"], "http");
+        assert_eq!(l["endpoints"][1]["addr"], "127.0.0.1:2");
+        assert_eq!(l["endpoints"][0]["id"], "backend0");
+    }
 
     #[test]
     fn haproxy_config_lists_every_backend() {

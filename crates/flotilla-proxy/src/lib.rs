@@ -42,4 +42,7 @@ mod tcp;
 mod udp;
 
 pub use config::{Endpoint, ListenerConfig, Protocol, ProxyConfig, Timeouts};
+/// The metrics library `Proxy::new` registers on, re-exported so callers
+/// use the same version.
+pub use prometheus_client;
 pub use proxy::Proxy;

@@ -105,6 +105,20 @@ impl Metrics {
         }
     }
 
+    /// Drops the series of an endpoint that is gone, so task ids that come
+    /// and go do not grow the exposition (and memory) forever.
+    pub fn remove_endpoint(&self, service: &str, endpoint: &str) {
+        let l = EndpointLabels {
+            service: service.to_string(),
+            endpoint: endpoint.to_string(),
+        };
+        self.requests.remove(&l);
+        self.connections.remove(&l);
+        self.errors.remove(&l);
+        self.latency.remove(&l);
+        self.in_flight.remove(&l);
+    }
+
     pub fn service(&self, service: &str) -> ServiceMetrics {
         let l = ServiceLabels {
             service: service.to_string(),

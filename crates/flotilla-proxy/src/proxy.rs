@@ -6,7 +6,7 @@ use crate::config::{ListenerConfig, Protocol, ProxyConfig};
 use crate::endpoints::{Backends, EndpointState, ListenerShared};
 use crate::listener::{self, Running};
 use crate::metrics::Metrics;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,6 +27,9 @@ struct Inner {
     in_flight: Mutex<HashMap<String, Arc<AtomicU64>>>,
     /// Bound addresses, readable without waiting for an `apply` in progress.
     addrs: RwLock<HashMap<String, SocketAddr>>,
+    /// (service, endpoint id) pairs that have metric series; pruned once
+    /// the endpoint is neither configured nor in flight.
+    series: Mutex<HashSet<(String, String)>>,
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -43,6 +46,7 @@ impl Proxy {
                 listeners: tokio::sync::Mutex::new(HashMap::new()),
                 in_flight: Mutex::new(HashMap::new()),
                 addrs: RwLock::new(HashMap::new()),
+                series: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -128,6 +132,7 @@ impl Proxy {
             }
         }
 
+        self.prune_series(config);
         // Forget counters nobody holds any more (no listener, no draining
         // connection): `in_flight` reports 0 for unknown ids anyway.
         self.inner
@@ -192,6 +197,32 @@ impl Proxy {
             retries: l.retries,
             client,
         }
+    }
+
+    fn prune_series(&self, config: &ProxyConfig) {
+        let configured: HashSet<(&str, &str)> = config
+            .listeners
+            .iter()
+            .flat_map(|l| {
+                l.endpoints
+                    .iter()
+                    .map(|e| (l.service.as_str(), e.id.as_str()))
+            })
+            .collect();
+        let mut series = self.inner.series.lock().unwrap_or_else(|p| p.into_inner());
+        series.retain(|(service, id)| {
+            let keep =
+                configured.contains(&(service.as_str(), id.as_str())) || self.in_flight(id) > 0;
+            if !keep {
+                self.inner.metrics.remove_endpoint(service, id);
+            }
+            keep
+        });
+        series.extend(
+            configured
+                .iter()
+                .map(|(s, e)| (s.to_string(), e.to_string())),
+        );
     }
 
     fn counter(&self, id: &str) -> Arc<AtomicU64> {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
+use tokio::task::AbortHandle;
 
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
@@ -31,11 +32,25 @@ impl Session {
     }
 }
 
-type Sessions = Arc<Mutex<HashMap<SocketAddr, Arc<Session>>>>;
+type Sessions = Arc<Mutex<HashMap<SocketAddr, (Arc<Session>, AbortHandle)>>>;
+
+/// Ends every session when the listener's receive task ends (listener
+/// closed): with nothing forwarding client datagrams any more, a session
+/// would only keep its upstream socket and in-flight count alive.
+struct EndSessionsOnDrop(Sessions);
+
+impl Drop for EndSessionsOnDrop {
+    fn drop(&mut self) {
+        for (_, (_, task)) in self.0.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+            task.abort();
+        }
+    }
+}
 
 /// Receives client datagrams on `sock` until the task is aborted.
 pub(crate) async fn serve(sock: Arc<UdpSocket>, shared: Arc<ListenerShared>) {
     let sessions: Sessions = Arc::default();
+    let _end = EndSessionsOnDrop(sessions.clone());
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, peer) = match sock.recv_from(&mut buf).await {
@@ -51,7 +66,7 @@ pub(crate) async fn serve(sock: Arc<UdpSocket>, shared: Arc<ListenerShared>) {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&peer)
-            .cloned();
+            .map(|(s, _)| s.clone());
         let session = match existing {
             Some(s) => s,
             None => match open_session(&sock, &shared, &sessions, peer).await {
@@ -104,11 +119,10 @@ async fn open_session(
         last_ms: AtomicU64::new(0),
         born: Instant::now(),
     });
-    sessions
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(peer, session.clone());
-    tokio::spawn(replies(
+    let mut map = sessions.lock().unwrap_or_else(|p| p.into_inner());
+    // Spawned under the lock so the task cannot look itself up before it is
+    // in the map.
+    let task = tokio::spawn(replies(
         sock.clone(),
         session.clone(),
         sessions.clone(),
@@ -117,6 +131,7 @@ async fn open_session(
         in_flight,
         backends.timeouts.idle(),
     ));
+    map.insert(peer, (session.clone(), task.abort_handle()));
     Some(session)
 }
 
@@ -154,7 +169,10 @@ async fn replies(
         }
     }
     let mut map = sessions.lock().unwrap_or_else(|p| p.into_inner());
-    if map.get(&peer).is_some_and(|s| Arc::ptr_eq(s, &session)) {
+    if map
+        .get(&peer)
+        .is_some_and(|(s, _)| Arc::ptr_eq(s, &session))
+    {
         map.remove(&peer);
     }
     drop(in_flight);

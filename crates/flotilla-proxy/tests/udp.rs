@@ -56,6 +56,16 @@ async fn each_client_sticks_to_one_endpoint_until_idle() {
     }
     assert_eq!(p.in_flight(&who), 1, "one session");
     eventually("session idled out", || p.in_flight(&who) == 0).await;
+
+    // A new session; closing the listener ends it too (nothing forwards
+    // client datagrams any more), and the address can be bound again.
+    let _ = ask(&c, "again").await;
+    assert_eq!(p.in_flight("a") + p.in_flight("b"), 1);
+    assert!(p.apply(&config(vec![])).await.is_empty());
+    eventually("sessions ended with the listener", || {
+        p.in_flight("a") + p.in_flight("b") == 0
+    })
+    .await;
     ha.abort();
     hb.abort();
 }

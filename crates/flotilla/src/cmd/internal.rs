@@ -30,10 +30,16 @@ pub enum InternalCmd {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
+    /// Run the node proxy alone on a ProxyConfig JSON file (SIGHUP re-reads it).
+    Proxy {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 pub fn run(cmd: InternalCmd) -> anyhow::Result<u8> {
     let args: Vec<OsString> = match cmd {
+        InternalCmd::Proxy { config } => return super::proxy::run(&config),
         InternalCmd::Monitor { dir, attach } => {
             let mut a: Vec<OsString> = vec!["monitor".into(), dir.into()];
             if attach {

@@ -5,5 +5,6 @@ pub mod config;
 pub mod container;
 pub mod image;
 pub mod internal;
+pub mod proxy;
 pub mod server;
 pub mod stack;
