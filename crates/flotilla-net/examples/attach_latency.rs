@@ -1,7 +1,8 @@
 //! Measures bridge attach/detach latency on this host (root only):
-//! `cargo run --release -p flotilla-net --example attach_latency -- [count] [bridge|none]`.
-//! Uses its own bridge (`flbench<pid>`) and subnet 10.215.0.0/24, and
-//! removes everything it made.
+//! `cargo run --release -p flotilla-net --example attach_latency -- [count] [bridge|bridges2|none]`.
+//! Uses its own bridges (`flbench<pid>`, `flbench<pid>b`) and subnets
+//! 10.219.0.0/24 and 10.219.1.0/24, and removes everything it made.
+//! `bridges2` attaches each container to both networks (eth0 and eth1).
 
 use std::time::Instant;
 
@@ -19,12 +20,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let net = BridgeNetwork::new(
         "bench",
         &format!("flbench{:x}", std::process::id()),
-        "10.215.0.0/24".parse()?,
+        "10.219.0.0/24".parse()?,
+    );
+    let second = BridgeNetwork::new(
+        "bench-b",
+        &format!("flbench{:x}b", std::process::id()),
+        "10.219.1.0/24".parse()?,
     );
     let mode = match std::env::args().nth(2).as_deref() {
         None | Some("bridge") => NetworkMode::Bridge(net.clone()),
+        Some("bridges2") => NetworkMode::Bridges(vec![net.clone(), second.clone()]),
         Some("none") => NetworkMode::None,
-        Some(other) => return Err(format!("mode must be bridge or none, got {other:?}").into()),
+        Some(other) => {
+            return Err(format!("mode must be bridge, bridges2 or none, got {other:?}").into())
+        }
     };
     let ids: Vec<String> = (0..count)
         .map(|i| format!("bench-{}-{i}", std::process::id()))
@@ -45,6 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let detach = start.elapsed();
     mgr.remove_bridge(&net)?;
+    mgr.remove_bridge(&second)?;
     result?;
     println!(
         "{count} {} attaches: {:.2} ms each; detaches: {:.2} ms each",
