@@ -6,14 +6,23 @@
 //! other addresses and everything not entering from a Flotilla bridge is
 //! left alone.
 //!
+//! The rules are stateless (no conntrack, which would tax every packet of
+//! the node's proxy): a reply is judged like any packet. Host-originated
+//! connections to a container must therefore come from an address the
+//! reply may reach — the one the kernel picks (the container's own
+//! gateway) does; a host socket bound to another network's VIP does not.
+//! With `br_netfilter` loaded, bridged traffic inside a network passes the
+//! forward hook too, with daddr in its own subnet, which no rule drops.
+//!
 //! Flotilla does not change `net.ipv4.ip_forward`: when the host forwards,
 //! the forward chain keeps networks apart; when it does not, nothing is
 //! forwarded anyway. Either way the input chain keeps one network from the
 //! host's addresses in another.
 //!
 //! Why `nft -f -` rather than a netlink nftables crate: the Rust options
-//! either bind libnftnl through C (`nftnl`, whose expression coverage is
-//! partial) or are young (`rustables`), while the `nft` tool (Debian's
+//! either bind the C library libnftnl (`nftnl`: a C build dependency, and
+//! rules assembled expression by expression) or are young (`rustables`),
+//! while the `nft` tool (Debian's
 //! `nftables` package) is the reference implementation, and one ruleset
 //! piped to it is applied by the kernel as a single atomic transaction —
 //! the table is replaced whole, never seen half-written.
