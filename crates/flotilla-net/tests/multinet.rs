@@ -328,3 +328,24 @@ fn isolation_keeps_networks_apart_except_through_shared_members() {
     );
     t.mgr.clear_isolation().unwrap(); // absent is fine
 }
+
+#[test]
+fn a_failure_on_the_second_network_undoes_the_first() {
+    let t = TestNet::new("mnf");
+    let a = t.net.clone();
+    // "lo" exists but is not a bridge: eth0 is made, then eth1 fails.
+    let mut b = BridgeNetwork::new("test-mnf-lo", "lo", a.subnet);
+    b.subnet = t.extra_network(1).subnet;
+    let id = t.id(0);
+    let err = t
+        .mgr
+        .attach(&id, &NetworkMode::Bridges(vec![a.clone(), b.clone()]), "f")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a bridge"), "{err}");
+    assert!(host_link(&flotilla_net::nth_host_veth_name(&id, 0)).is_none());
+    assert!(!t.mgr.netns_path(&id).exists());
+    assert!(t.mgr.leases(&a.name).unwrap().is_empty());
+    assert!(t.mgr.leases(&b.name).unwrap().is_empty());
+    assert_eq!(t.mgr.attachment(&id).unwrap(), None);
+}
