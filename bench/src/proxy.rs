@@ -409,7 +409,7 @@ fn summarise(res: &mut BenchResult, targets: &[Target], modes: &[Mode]) {
     });
     figures(res, targets, modes);
     let categories: Vec<String> = modes.iter().map(|m| m.name().to_string()).collect();
-    let mut series: Vec<BarSeries> = targets
+    let series: Vec<BarSeries> = targets
         .iter()
         .map(|t| BarSeries {
             label: t.name.to_string(),
@@ -514,6 +514,14 @@ pub fn flotilla_config(
 /// (req/s and p99), and peak RSS under load. Targets from the service
 /// networking issue: throughput at least HAProxy's, p99 at most 1.1x.
 fn figures(res: &mut BenchResult, targets: &[Target], modes: &[Mode]) {
+    // A mode without a completed run has no value: say so in the line.
+    let noted = |f: Figure| {
+        if f.flotilla.is_none() {
+            f.with_flotilla_note("no completed run")
+        } else {
+            f
+        }
+    };
     let Some(fl) = targets.iter().find(|t| t.name == "flotilla") else {
         return;
     };
@@ -533,7 +541,7 @@ fn figures(res: &mut BenchResult, targets: &[Target], modes: &[Mode]) {
         for mode in modes {
             let (f, a) = (aggregate(fl, *mode), aggregate(t, *mode));
             let mname = mode.name();
-            res.figures.push(Figure::new(
+            res.figures.push(noted(Figure::new(
                 format!("proxy.{mname}.rps.{}", t.name),
                 "req/s",
                 f.rps,
@@ -544,8 +552,8 @@ fn figures(res: &mut BenchResult, targets: &[Target], modes: &[Mode]) {
                 } else {
                     None
                 },
-            ));
-            res.figures.push(Figure::new(
+            )));
+            res.figures.push(noted(Figure::new(
                 format!("proxy.{mname}.p99.{}", t.name),
                 "ms",
                 f.p99_ms,
@@ -556,7 +564,7 @@ fn figures(res: &mut BenchResult, targets: &[Target], modes: &[Mode]) {
                 } else {
                     None
                 },
-            ));
+            )));
         }
         res.figures.push(Figure::new(
             format!("proxy.rss.{}", t.name),
