@@ -1,7 +1,7 @@
 //! Translate a task of a service into the runtime's `ContainerSpec`. Pure.
 
 use flotilla_core::Task;
-use flotilla_net::{BridgeNetwork, NetworkMode};
+use flotilla_net::NetworkMode;
 use flotilla_runtime::{ContainerSpec, MountSpec};
 use flotilla_spec::{MountType, Service};
 use std::path::PathBuf;
@@ -32,7 +32,7 @@ fn stack_of(service_id: &str) -> &str {
 pub fn container_spec(
     task: &Task,
     spec: &Service,
-    network: &BridgeNetwork,
+    network: NetworkMode,
 ) -> Result<ContainerSpec, String> {
     let image = spec
         .image
@@ -60,7 +60,7 @@ pub fn container_spec(
     c.memory = limits.memory.or(spec.mem_limit);
     c.cpus = limits.cpus.or(spec.cpus);
     c.pids_limit = limits.pids.or(spec.pids_limit);
-    c.network = NetworkMode::Bridge(network.clone());
+    c.network = network;
     c.stop_signal.clone_from(&spec.stop_signal);
     c.stop_grace = Some(Duration::from_millis(spec.stop_grace_period.as_millis()));
     c.labels = spec.labels.clone();

@@ -1,10 +1,11 @@
 //! Make this node's containers match its assignments, and report back.
 
 use crate::container_spec::{container_spec, LABEL_TASK};
+use crate::dataplane::DataPlane;
 use crate::health::{probe_argv, Tracker};
 use flotilla_client::{Client, StatusReport};
 use flotilla_core::{DesiredState, Health, Task, TaskState};
-use flotilla_net::BridgeNetwork;
+use flotilla_net::{BridgeNetwork, NetworkMode};
 use flotilla_runtime::{ContainerInfo, ContainerState, Runtime};
 use flotilla_spec::Service;
 use std::collections::{HashMap, HashSet};
@@ -18,7 +19,11 @@ const KEEP_ENDED: Duration = Duration::from_secs(300);
 pub struct Executor {
     client: Client,
     runtime: Arc<Runtime>,
+    /// The node's default bridge, for `network_mode: bridge`.
     network: BridgeNetwork,
+    dataplane: Arc<DataPlane>,
+    /// `<data-dir>/net`: attachment records (the containers' addresses).
+    net_state: std::path::PathBuf,
     /// Tasks with a start or stop in flight: one operation per task at a time.
     busy: Mutex<HashSet<String>>,
     /// Tasks whose container has an exit waiter (and prober) running.
@@ -36,11 +41,19 @@ fn now_ms() -> u64 {
 }
 
 impl Executor {
-    pub fn new(client: Client, runtime: Runtime, network: BridgeNetwork) -> Self {
+    pub fn new(
+        client: Client,
+        runtime: Runtime,
+        network: BridgeNetwork,
+        dataplane: Arc<DataPlane>,
+        data_dir: &std::path::Path,
+    ) -> Self {
         Executor {
             client,
             runtime: Arc::new(runtime),
             network,
+            dataplane,
+            net_state: data_dir.join("net"),
             busy: Default::default(),
             watched: Default::default(),
             stopping: Default::default(),
@@ -106,11 +119,14 @@ impl Executor {
                     if task.state < TaskState::Running {
                         // Adopted after our restart, or the running report was lost.
                         let (id, ip) = (c.id.clone(), c.ipv4.clone());
+                        let addresses = self.addresses(&c.id).await;
                         self.report(&task.id, TaskState::Running, "running", |r| {
                             r.container_id = Some(id);
                             r.ip = ip;
+                            r.addresses = addresses;
                         })
                         .await;
+                        self.dataplane.kick();
                     }
                     self.watch(task.clone(), c.id.clone());
                 }
@@ -180,7 +196,11 @@ impl Executor {
             Ok(s) => s,
             Err(e) => return self.report(&task.id, TaskState::Rejected, e, |_| {}).await,
         };
-        let spec = match container_spec(task, &service, &self.network) {
+        let network = match self.network_mode(task, &service).await {
+            Ok(n) => n,
+            Err(e) => return self.report(&task.id, TaskState::Rejected, e, |_| {}).await,
+        };
+        let spec = match container_spec(task, &service, network) {
             Ok(s) => s,
             Err(e) => return self.report(&task.id, TaskState::Rejected, e, |_| {}).await,
         };
@@ -197,9 +217,11 @@ impl Executor {
             Ok(info) => {
                 let has_check = service.healthcheck.as_ref().and_then(probe_argv).is_some();
                 let (id, ip) = (info.id.clone(), info.ipv4.clone());
+                let addresses = self.addresses(&info.id).await;
                 self.report(&task.id, TaskState::Running, "running", |r| {
                     r.container_id = Some(id);
                     r.ip = ip;
+                    r.addresses = addresses;
                     r.health = Some(if has_check {
                         Health::Starting
                     } else {
@@ -207,6 +229,7 @@ impl Executor {
                     });
                 })
                 .await;
+                self.dataplane.kick();
                 self.watch(task.clone(), info.id);
             }
             Err(e) => {
@@ -225,7 +248,11 @@ impl Executor {
         self.stopping.lock().unwrap().insert(task.clone());
         let this = self.clone();
         tokio::spawn(async move {
-            // The container's own stop_grace_period applies (the runtime reads it from the spec).
+            // Out of DNS and the proxy first; stop once nothing is in flight
+            // (or the grace period is over). The container's own
+            // stop_grace_period then applies to the stop signal too.
+            let grace = this.grace_of(&container).await;
+            this.dataplane.drain(&task, grace).await;
             let c = container.clone();
             let result = this
                 .blocking(move |rt| {
@@ -243,9 +270,61 @@ impl Executor {
                 }
                 Err(e) => tracing::warn!(task, error = %e, "stop failed; will retry"),
             }
+            this.dataplane.forget(&task);
             this.stopping.lock().unwrap().remove(&task);
             this.busy.lock().unwrap().remove(&task);
         });
+    }
+
+    /// How the task's container is connected: the service's stack networks
+    /// (first one = default route), or its `network_mode`.
+    async fn network_mode(&self, task: &Task, service: &Service) -> Result<NetworkMode, String> {
+        match service.network_mode.as_deref() {
+            Some("host") => return Ok(NetworkMode::Host),
+            Some("none") => return Ok(NetworkMode::None),
+            Some("bridge") => return Ok(NetworkMode::Bridge(self.network.clone())),
+            Some(other) => {
+                return Err(format!(
+                    "network_mode {other:?} is not supported yet (host, none, bridge are)"
+                ))
+            }
+            None => {}
+        }
+        match self.dataplane.networks_of(&task.service).await {
+            Some(nets) if !nets.is_empty() => Ok(NetworkMode::Bridges(nets)),
+            Some(_) => Ok(NetworkMode::Bridge(self.network.clone())),
+            None => Err(format!(
+                "the server's networking view has no service {} yet",
+                task.service
+            )),
+        }
+    }
+
+    /// The container's address on each network, from its attachment record.
+    async fn addresses(&self, container: &str) -> std::collections::BTreeMap<String, String> {
+        let (id, net) = (container.to_string(), self.net_state.clone());
+        let found = tokio::task::spawn_blocking(move || {
+            flotilla_net::NetManager::new(&net).and_then(|m| m.attachment(&id))
+        })
+        .await;
+        match found {
+            Ok(Ok(Some(att))) => att
+                .addresses
+                .into_iter()
+                .map(|(network, ip)| (network, ip.to_string()))
+                .collect(),
+            _ => Default::default(),
+        }
+    }
+
+    /// The stop grace period recorded with the container (default 10 s).
+    async fn grace_of(&self, container: &str) -> Duration {
+        let id = container.to_string();
+        self.blocking(move |rt| Ok(rt.stop_grace(&id)))
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(Duration::from_secs(10))
     }
 
     /// Watch a running container: report its exit, probe its health.
@@ -316,6 +395,7 @@ impl Executor {
                 Ok(Err(e)) => (false, format!("{e:#}")),
                 Err(_) => (false, format!("timed out after {timeout:?}")),
             };
+            self.dataplane.probe_result(&task.id, ok);
             let Some(health) = tracker.record(ok, now_ms()) else {
                 continue;
             };
@@ -323,6 +403,7 @@ impl Executor {
                 r.health = Some(health)
             })
             .await;
+            self.dataplane.kick();
             if health == Health::Unhealthy {
                 // Like Swarm: an unhealthy task is replaced (restart policy decides when).
                 self.stopping.lock().unwrap().insert(task.id.clone());

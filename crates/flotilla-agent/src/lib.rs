@@ -8,10 +8,13 @@
 //! into it runs on tokio's blocking pool.
 
 mod container_spec;
+mod dataplane;
 mod executor;
 pub mod health;
+pub mod traffic;
 
 pub use container_spec::{container_name, container_spec, LABEL_SERVICE, LABEL_SLOT, LABEL_TASK};
+pub use dataplane::bridge_of;
 
 use flotilla_client::{Client, ClientError, Registration};
 use flotilla_core::Task;
@@ -29,8 +32,12 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     pub hostname: String,
     pub labels: BTreeMap<String, String>,
-    /// The bridge network task containers attach to.
+    /// The node's default bridge (`network_mode: bridge`); services are on
+    /// their stack networks.
     pub network: flotilla_net::BridgeNetwork,
+    /// Where the data plane registers its metrics (the proxy's per-service
+    /// and per-replica counters); whoever serves `/metrics` encodes it.
+    pub metrics: Arc<std::sync::Mutex<prometheus_client::registry::Registry>>,
 }
 
 /// Run until `stop` turns true. Containers keep running after it returns.
@@ -38,11 +45,21 @@ pub async fn run(config: AgentConfig, mut stop: watch::Receiver<bool>) -> anyhow
     let runtime = flotilla_runtime::Runtime::new(&config.data_dir)?;
     let client = Client::new(&config.server, &config.token);
     let id_file = config.data_dir.join("agent").join("node-id");
+    let dataplane = Arc::new(dataplane::DataPlane::new(
+        client.clone(),
+        &config.data_dir,
+        &mut config.metrics.lock().unwrap(),
+    )?);
     let agent = Arc::new(executor::Executor::new(
         client.clone(),
         runtime,
         config.network.clone(),
+        dataplane.clone(),
+        &config.data_dir,
     ));
+    // The data plane runs as soon as the agent does: after a restart the
+    // proxy and DNS come back before any assignment arrives.
+    let dataplane_loop = tokio::spawn(dataplane.run(stop.clone()));
 
     let Some((node, interval)) = register(&client, &config, &id_file, &mut stop).await? else {
         return Ok(());
@@ -95,6 +112,7 @@ pub async fn run(config: AgentConfig, mut stop: watch::Receiver<bool>) -> anyhow
         }
     }
     heartbeats.abort();
+    dataplane_loop.abort();
     Ok(())
 }
 

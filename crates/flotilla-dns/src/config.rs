@@ -22,4 +22,10 @@ pub struct View {
     /// Lower-case names without trailing dot ("api", "tasks.api", "shop_api") → addresses.
     /// (Other spellings are normalised too.) An empty list answers NOERROR with no records.
     pub records: BTreeMap<String, Vec<IpAddr>>,
+    /// Extra names particular clients see on this view, by the client's source address: a
+    /// container attached to several networks asks the first network's gateway and must also
+    /// resolve the names of its other networks (as Docker's embedded DNS does). The view's own
+    /// records win over a client's extra ones with the same name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clients: BTreeMap<IpAddr, BTreeMap<String, Vec<IpAddr>>>,
 }

@@ -105,7 +105,7 @@ async fn serve_udp(socket: UdpSocket, view: Arc<ViewSlot>, shared: Arc<Shared>) 
         };
         let packet = &buf[..len];
         let data = view.get();
-        match local_reply(packet, false, &data, &shared.metrics) {
+        match local_reply(packet, false, &data, peer.ip(), &shared.metrics) {
             Reply::Send(bytes) => {
                 let _ = socket.send_to(&bytes, peer).await;
             }
@@ -136,7 +136,7 @@ async fn serve_tcp(listener: TcpListener, view: Arc<ViewSlot>, shared: Arc<Share
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // EMFILE and friends: back off briefly instead of spinning.
                     tracing::warn!(%error, "TCP accept error");
@@ -149,12 +149,23 @@ async fn serve_tcp(listener: TcpListener, view: Arc<ViewSlot>, shared: Arc<Share
         if connections.len() >= MAX_TCP_CONNECTIONS {
             continue; // dropping `stream` closes it
         }
-        connections.spawn(serve_tcp_connection(stream, view.clone(), shared.clone()));
+        let (stream, peer) = stream;
+        connections.spawn(serve_tcp_connection(
+            stream,
+            peer,
+            view.clone(),
+            shared.clone(),
+        ));
     }
 }
 
 /// Answers queries on one TCP connection in order until the client closes it or goes idle.
-async fn serve_tcp_connection(mut stream: TcpStream, view: Arc<ViewSlot>, shared: Arc<Shared>) {
+async fn serve_tcp_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    view: Arc<ViewSlot>,
+    shared: Arc<Shared>,
+) {
     let _ = stream.set_nodelay(true);
     loop {
         let packet = match tokio::time::timeout(TCP_IDLE, read_framed(&mut stream)).await {
@@ -162,7 +173,7 @@ async fn serve_tcp_connection(mut stream: TcpStream, view: Arc<ViewSlot>, shared
             Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return,
         };
         let data = view.get();
-        let bytes = match local_reply(&packet, true, &data, &shared.metrics) {
+        let bytes = match local_reply(&packet, true, &data, peer.ip(), &shared.metrics) {
             Reply::Send(bytes) => bytes,
             Reply::Nothing => continue,
             Reply::Forward(request) => {

@@ -21,7 +21,13 @@ pub enum Reply {
 }
 
 /// Answers what can be answered without I/O.
-pub fn local_reply(packet: &[u8], over_tcp: bool, view: &ViewData, metrics: &Metrics) -> Reply {
+pub fn local_reply(
+    packet: &[u8],
+    over_tcp: bool,
+    view: &ViewData,
+    client: std::net::IpAddr,
+    metrics: &Metrics,
+) -> Reply {
     metrics.count(&view.name, Event::Query);
     let request = match Message::from_vec(packet) {
         Ok(request) => request,
@@ -40,7 +46,7 @@ pub fn local_reply(packet: &[u8], over_tcp: bool, view: &ViewData, metrics: &Met
         // Never answer a response: that is how reflection loops start.
         return Reply::Nothing;
     }
-    match records::decide(&view.table, &request) {
+    match records::decide(view.table_for(client), &request) {
         Decision::Answer(response) => encode_for_client(&request, &response, over_tcp),
         Decision::Forward => Reply::Forward(request),
     }

@@ -75,7 +75,10 @@ impl DnsServer {
         for (addr, view) in &desired {
             if let Some(listener) = listeners.get(addr) {
                 let current = listener.view.get();
-                if current.name != view.name || current.source != view.records {
+                if current.name != view.name
+                    || current.source != view.records
+                    || current.clients_source != view.clients
+                {
                     listener.view.set(view_data(view));
                 }
             }
@@ -169,10 +172,21 @@ fn listen_map<'a>(
 }
 
 fn view_data(view: &View) -> ViewData {
+    let clients = view
+        .clients
+        .iter()
+        .map(|(client, extra)| {
+            let mut merged = extra.clone();
+            merged.extend(view.records.iter().map(|(k, v)| (k.clone(), v.clone())));
+            (*client, RecordTable::new(&merged))
+        })
+        .collect();
     ViewData {
         name: view.name.clone(),
         table: RecordTable::new(&view.records),
         source: view.records.clone(),
+        clients,
+        clients_source: view.clients.clone(),
     }
 }
 

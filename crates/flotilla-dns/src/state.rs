@@ -21,6 +21,16 @@ pub struct ViewData {
     /// The records `table` was built from, so an unchanged apply (the common, level-triggered
     /// case) keeps the table and its rotation instead of rebuilding it.
     pub source: BTreeMap<String, Vec<IpAddr>>,
+    /// Per-client tables (the view's records plus the client's extra names).
+    pub clients: std::collections::HashMap<IpAddr, RecordTable>,
+    pub clients_source: BTreeMap<IpAddr, BTreeMap<String, Vec<IpAddr>>>,
+}
+
+impl ViewData {
+    /// The table a query from `client` is answered from.
+    pub fn table_for(&self, client: IpAddr) -> &RecordTable {
+        self.clients.get(&client).unwrap_or(&self.table)
+    }
 }
 
 impl ViewSlot {

@@ -71,6 +71,7 @@ async fn glibc_resolves_service_names_and_sees_changes_at_once() {
             name: "libc".into(),
             listen: vec![listen],
             records: records(&["10.30.0.3", "10.30.0.4"]),
+            ..View::default()
         }],
         upstreams: vec!["127.0.0.1:9".parse().unwrap()],
     };

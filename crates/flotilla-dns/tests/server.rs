@@ -36,6 +36,7 @@ fn view(name: &str, listen: SocketAddr, records: &[(&str, &[&str])]) -> View {
             .iter()
             .map(|(name, addrs)| (name.to_string(), addrs.iter().map(|a| ip(a)).collect()))
             .collect::<BTreeMap<_, _>>(),
+        clients: BTreeMap::new(),
     }
 }
 
@@ -586,4 +587,34 @@ async fn metrics_count_queries_forwards_and_failures_per_view() {
         text.contains("flotilla_dns_failures_total{view=\"metered\"} 1"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_client_on_several_networks_also_sees_its_other_networks_names() {
+    let (_upstream, upstream_addr) = fake_upstream(&[("db", &["192.0.2.99"])]).await;
+    let listen = any_port("127.0.0.4");
+    // Queries to 127.0.0.4 come from 127.0.0.1 (the kernel's source for loopback).
+    let with_client = |client: &str| {
+        let mut v = view("edge", listen, &[("web", &["10.15.0.2"])]);
+        v.clients.insert(
+            ip(client),
+            [
+                ("db".to_string(), vec![ip("10.16.0.2")]),
+                ("web".to_string(), vec![ip("10.16.0.9")]),
+            ]
+            .into(),
+        );
+        DnsConfig {
+            views: vec![v],
+            upstreams: vec![upstream_addr],
+        }
+    };
+    let server = serve(&with_client("127.0.0.1")).await;
+    let addr = bound(&server, listen);
+    assert_eq!(sorted_ips(&udp_a(addr, "db").await), vec![ip("10.16.0.2")]);
+    // The view's own name wins over the client's extra one.
+    assert_eq!(sorted_ips(&udp_a(addr, "web").await), vec![ip("10.15.0.2")]);
+    // Another client does not see the extra names: db goes upstream.
+    assert!(server.apply(&with_client("127.0.0.9")).await.is_empty());
+    assert_eq!(sorted_ips(&udp_a(addr, "db").await), vec![ip("192.0.2.99")]);
 }

@@ -416,6 +416,12 @@ impl Runtime {
         Ok(BufReader::new(read))
     }
 
+    /// The container's stop grace period (`stop_grace_period`), if it exists.
+    pub fn stop_grace(&self, id_or_name: &str) -> Option<Duration> {
+        let record = self.lookup(id_or_name).ok()?;
+        Some(Duration::from_millis(record.stop_grace_ms))
+    }
+
     /// Sends the stop signal, waits up to `grace` (default: the container's),
     /// then SIGKILL. Returns the exit status. A no-op for a stopped container.
     pub fn stop(&self, id_or_name: &str, grace: Option<Duration>) -> Result<ExitStatus> {

@@ -58,7 +58,8 @@ fn main() -> ExitCode {
     // tracing: it keeps the long-lived monitor's memory small and the start
     // path short.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.len() >= 3 && args[1] == "internal" {
+    // `internal proxy` is a long-running role of its own: it goes through clap.
+    if args.len() >= 3 && args[1] == "internal" && args[2] != "proxy" {
         if std::env::var_os("FLOTILLA_LOG").is_some() {
             init_tracing();
         }

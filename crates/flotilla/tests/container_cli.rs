@@ -79,6 +79,8 @@ impl Drop for Env {
                 name: name.clone(),
                 bridge: name.clone(),
                 subnet: subnet.parse().unwrap(),
+                ip_range: None,
+                embedded_dns: false,
             };
             let _ = flotilla_net::NetManager::new(&self.data.join("net"))
                 .and_then(|m| m.remove_bridge(&net));

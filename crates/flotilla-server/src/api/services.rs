@@ -58,8 +58,12 @@ pub fn counts(record: &ServiceRecord, tasks: &[Task]) -> ServiceCounts {
 
 fn view(state: &AppState, record: ServiceRecord, tasks: &[Task]) -> ServiceView {
     let mut status = counts(&record, tasks);
-    if status.problem.is_none() {
-        status.problem = state.notes.lock().unwrap().get(&record.id).cloned();
+    let note = state.notes.lock().unwrap().get(&record.id).cloned();
+    // The orchestrator's note says what it will (not) do next — waiting for
+    // a dependency, or restart attempts spent, which already names the last
+    // failure — so it says more than the newest failed task alone.
+    if note.is_some() {
+        status.problem = note;
     }
     ServiceView { status, record }
 }

@@ -67,7 +67,7 @@ pub fn run(ctx: &Context, cmd: ServerCmd) -> anyhow::Result<u8> {
 }
 
 async fn server_only(ctx: &Context, args: ServerArgs) -> anyhow::Result<u8> {
-    let server = start_server(&ctx.data_dir, args.listen).await?;
+    let server = start_server(&ctx.data_dir, args.listen, Default::default()).await?;
     eprintln!("flotilla server listening on http://{}", server.addr);
     if let Some(token) = &server.new_token {
         eprintln!(
@@ -83,7 +83,8 @@ async fn server_only(ctx: &Context, args: ServerArgs) -> anyhow::Result<u8> {
 async fn agent_only(ctx: &Context, args: AgentArgs) -> anyhow::Result<u8> {
     let url = connect::server_url(args.api.server.as_deref())?;
     let token = connect::token(args.api.token.as_deref(), &ctx.data_dir);
-    let mut config = agent_config(&url, &token, &ctx.data_dir)?;
+    // A standalone agent's metrics are not served yet (no listener of its own).
+    let mut config = agent_config(&url, &token, &ctx.data_dir, Default::default())?;
     if let Some(h) = args.hostname {
         config.hostname = h;
     }
@@ -103,11 +104,14 @@ async fn agent_only(ctx: &Context, args: AgentArgs) -> anyhow::Result<u8> {
 pub async fn start_server(
     data_dir: &Path,
     listen: SocketAddr,
+    metrics: flotilla_server::SharedRegistry,
 ) -> anyhow::Result<flotilla_server::RunningServer> {
     flotilla_server::start(flotilla_server::ServerConfig {
         data_dir: data_dir.to_path_buf(),
         listen,
         node_ttl: NODE_TTL,
+        networks: flotilla_server::NetworkPool::from_env()?,
+        metrics,
     })
     .await
     .with_context(|| format!("starting the Flotilla server on {listen}"))
@@ -126,10 +130,11 @@ where
     F: FnOnce(Client) -> Fut,
     Fut: Future<Output = anyhow::Result<u8>>,
 {
-    let server = start_server(data_dir, listen).await?;
+    let metrics = flotilla_server::SharedRegistry::default();
+    let server = start_server(data_dir, listen, metrics.clone()).await?;
     let url = format!("http://{}", server.addr);
     let token = connect::token(None, data_dir);
-    let config = match agent_config(&url, &token, data_dir) {
+    let config = match agent_config(&url, &token, data_dir, metrics) {
         Ok(c) => c,
         Err(e) => {
             server.shutdown().await;
@@ -163,6 +168,7 @@ pub fn agent_config(
     url: &str,
     token: &str,
     data_dir: &Path,
+    metrics: flotilla_server::SharedRegistry,
 ) -> anyhow::Result<flotilla_agent::AgentConfig> {
     let network = flotilla_net::BridgeNetwork::try_default_from_env()
         .context("choosing the node's bridge network")?;
@@ -173,6 +179,7 @@ pub fn agent_config(
         hostname: local_hostname(),
         labels: BTreeMap::new(),
         network,
+        metrics,
     })
 }
 
