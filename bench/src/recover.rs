@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx) -> Result<BenchResult> {
     res.method = vec![
         format!("Each side runs one service of {replicas} test-server replicas (same image, health check and restart policy as `deploy`: exec probe every {} ms, timeout {} ms, retries {}, restart at once). {kills} kill(s) per side, interleaved (the first side rotates); between kills the service is back to all healthy.", HEALTH.interval_ms, HEALTH.timeout_ms, HEALTH.retries),
         "A kill: pick a healthy replica, find its container's main process on the host (Flotilla: the task's `container_id` from `ps --output json`, then `container inspect --output json`; Swarm: `docker inspect -f {{.State.Pid}}`), send SIGKILL, start the clock. Figures: until a replacement replica is running, and until the service is all healthy again with a new replica among the healthy.".into(),
-        "Observed as in `deploy`: Flotilla by polling `flotilla ps --output json` every 25 ms (time taken after the poll returned), Swarm by following `docker events` (start/die/health_status) checked every 5 ms. The health check interval bounds the healthy figure from below on both sides: a new replica is first probed one interval after it starts.".into(),
+        "Observed as in `deploy`: Flotilla by polling `flotilla ps --output json` every 25 ms (time taken after the poll returned), Swarm by following `docker events` (start/die/health_status) checked every 5 ms. Swarm's healthy figure is bounded from below by the interval (Docker 20.10 first probes a new replica one interval after it starts); Flotilla probes a starting replica every 100 ms (`start_interval`) until it first passes.".into(),
     ];
 
     let fl = &sides.flotilla;

@@ -41,7 +41,7 @@ pub const HEALTH: Health = Health {
 /// health check, and restarts without delay (as the Swarm side).
 pub fn stack_yaml(replicas: usize, h: &Health) -> String {
     format!(
-        "services:\n  {SERVICE}:\n    image: {IMAGE}\n    entrypoint: [\"/bench-testserver\", \"--listen\", \"0.0.0.0:8080\"]\n    healthcheck:\n      test: [\"CMD\", \"/bench-testserver\", \"probe\", \"127.0.0.1:8080\"]\n      interval: {}ms\n      timeout: {}ms\n      retries: {}\n    deploy:\n      replicas: {replicas}\n      restart_policy:\n        condition: any\n        delay: 0s\n",
+        "services:\n  {SERVICE}:\n    image: {IMAGE}\n    entrypoint: [\"/bench-testserver\", \"--listen\", \"0.0.0.0:8080\"]\n    healthcheck:\n      test: [\"CMD\", \"/bench-testserver\", \"probe\", \"127.0.0.1:8080\"]\n      interval: {}ms\n      timeout: {}ms\n      retries: {}\n      start_period: 30s\n      start_interval: 100ms\n    deploy:\n      replicas: {replicas}\n      restart_policy:\n        condition: any\n        delay: 0s\n",
         h.interval_ms, h.timeout_ms, h.retries
     )
 }

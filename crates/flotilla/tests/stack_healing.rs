@@ -83,6 +83,8 @@ services:
         .expect("the killed task stays in ps -a");
     assert_eq!(old["state"], "failed", "{old:#}");
     env.ok(&["down"]);
+    // Its ended container (kept for `logs`) goes with the stack.
+    assert_eq!(env.containers(), Vec::<String>::new());
 }
 
 #[test]

@@ -87,6 +87,17 @@ fn get(addr: SocketAddr) -> Result<String, String> {
     Ok(body.trim().to_string())
 }
 
+/// GET `path` from the Flotilla API server at `base` (http://127.0.0.1:port).
+fn http_get(base: &str, path: &str) -> String {
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: flotilla\r\n\r\n").unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+}
+
 /// Bounded load: `workers` threads GET `addr` until `stop` or `max` requests
 /// each; counts successes and keeps every failure's text.
 struct Load {
@@ -146,9 +157,8 @@ fn last_address(nslookup: &str) -> Option<String> {
     nslookup
         .lines()
         .filter_map(|l| l.trim().strip_prefix("Address:"))
-        .map(|a| a.trim().split_whitespace().next().unwrap_or("").to_string())
-        .filter(|a| !a.contains(':') && !a.contains('#'))
-        .last()
+        .map(|a| a.split_whitespace().next().unwrap_or("").to_string())
+        .rfind(|a| !a.contains(':') && !a.contains('#'))
 }
 
 #[test]
@@ -320,6 +330,13 @@ services:
         }
     });
 
+    // The proxy's per-service counters are on the server's /metrics.
+    let metrics = http_get(&env.server, "/metrics");
+    assert!(
+        metrics.contains("flotilla_proxy_requests_total") && metrics.contains("stk3_web"),
+        "{metrics}"
+    );
+
     // kill -9 of one replica under load: no failed request.
     let load = Load::start(addr, 8, 5_000);
     std::thread::sleep(Duration::from_secs(2));
@@ -369,5 +386,65 @@ services:
         ok + failures.len() as u64,
         &failures[..failures.len().min(5)]
     );
+    env.ok(&["down"]);
+}
+
+#[test]
+fn a_replica_failing_its_probe_leaves_the_endpoints_before_it_is_replaced() {
+    let env = Env::new(4);
+    let port = free_port();
+    // Many retries: the replica stays (unhealthy only after 100 failures),
+    // so only readiness can take it out of the endpoint set.
+    env.write_stack(&format!(
+        r#"
+services:
+  web:
+    image: busybox:local
+    command: ["/bin/sh", "-c", "mkdir -p /www && /bin/busybox hostname > /www/index.html && touch /tmp/ok && exec /bin/busybox httpd -f -p 8080 -h /www"]
+    stop_grace_period: 1s
+    healthcheck:
+      test: ["CMD", "/bin/busybox", "test", "-f", "/tmp/ok"]
+      interval: 500ms
+      retries: 100
+    ports:
+      - target: 8080
+        published: {port}
+        host_ip: 127.0.0.1
+        app_protocol: http
+    deploy:
+      replicas: 2
+"#
+    ));
+    env.ok(&["up", "-d", "--wait", "--wait-timeout", "60s"]);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let tasks = running(&env, "stk4_web");
+    let sick = tasks[0].clone();
+    let sick_host = sick["id"].as_str().unwrap()[..12].to_string();
+    wait_for("both replicas answering", LIMIT, || {
+        let seen: BTreeSet<String> = (0..20).filter_map(|_| get(addr).ok()).collect();
+        if seen.len() == 2 {
+            Ok(())
+        } else {
+            Err(format!("{seen:?}"))
+        }
+    });
+    let (ok, out) = exec(
+        &env,
+        sick["container_id"].as_str().unwrap(),
+        &["/bin/busybox", "rm", "/tmp/ok"],
+    );
+    assert!(ok, "{out}");
+    // Out of the endpoint set: 30 requests in a row never reach it …
+    wait_for("the failing replica to get no traffic", LIMIT, || {
+        let answers: Vec<String> = (0..30).map(|_| get(addr)).collect::<Result<_, _>>()?;
+        if answers.iter().all(|h| *h != sick_host) {
+            Ok(())
+        } else {
+            Err(format!("{answers:?}"))
+        }
+    });
+    // … while it still runs in its slot: readiness, not replacement, did it.
+    let still = running(&env, "stk4_web");
+    assert!(still.iter().any(|t| t["id"] == sick["id"]), "{still:?}");
     env.ok(&["down"]);
 }

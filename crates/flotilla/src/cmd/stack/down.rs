@@ -111,6 +111,7 @@ pub async fn remove_and_wait(
             .collect();
         progress.update(&rows);
         if active.is_empty() && running_here == 0 {
+            remove_ended_containers(data_dir, &ids);
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -138,6 +139,29 @@ fn running_containers(data_dir: &Path, ids: &BTreeSet<String>) -> usize {
         .iter()
         .filter(|c| ids.contains(&c.id) && c.state == flotilla_runtime::ContainerState::Running)
         .count()
+}
+
+/// Ended containers of the stack's services that the agent keeps a while
+/// for `logs` of crashed replicas: `down` removes them (and their rootfs
+/// mounts) now. Single node: the agent shares our data dir.
+fn remove_ended_containers(data_dir: &Path, services: &BTreeSet<String>) {
+    let Ok(rt) = flotilla_runtime::Runtime::new(data_dir) else {
+        return;
+    };
+    for c in rt.list().unwrap_or_default() {
+        let ours = c
+            .labels
+            .get(flotilla_agent::LABEL_SERVICE)
+            .is_some_and(|s| services.contains(s));
+        if ours && c.state != flotilla_runtime::ContainerState::Running {
+            if let Err(e) = rt.remove(&c.id, true) {
+                eprintln!(
+                    "warning: removing ended container {}: {e:#}",
+                    &c.id[..12.min(c.id.len())]
+                );
+            }
+        }
+    }
 }
 
 /// The names of the stack's named volumes as the agent creates them:
