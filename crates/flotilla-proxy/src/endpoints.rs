@@ -22,8 +22,9 @@ fn now_ms() -> u64 {
 /// endpoint stays in the set, so ejection state survives unchanged configs.
 pub(crate) struct EndpointState {
     pub ep: Endpoint,
-    /// `host:port` for building upstream HTTP URIs without formatting.
-    pub authority: hyper::http::uri::Authority,
+    /// `host:port` as a Host header, for requests that came without one,
+    /// built once rather than formatted per request.
+    pub host: hyper::header::HeaderValue,
     /// Shared by every listener with this endpoint id: what `in_flight` reports.
     in_flight: Arc<AtomicU64>,
     ejected_until_ms: AtomicU64,
@@ -33,14 +34,11 @@ pub(crate) struct EndpointState {
 
 impl EndpointState {
     pub fn new(ep: Endpoint, in_flight: Arc<AtomicU64>, metrics: EndpointMetrics) -> Self {
-        let authority = ep
-            .addr
-            .to_string()
-            .parse()
-            .expect("a socket address is a valid URI authority");
+        let host = hyper::header::HeaderValue::from_str(&ep.addr.to_string())
+            .expect("a socket address is a valid header value");
         EndpointState {
             ep,
-            authority,
+            host,
             in_flight,
             ejected_until_ms: AtomicU64::new(0),
             backoff_ms: AtomicU64::new(EJECT_MIN_MS),
@@ -98,9 +96,6 @@ pub(crate) struct Backends {
     pub endpoints: Vec<Arc<EndpointState>>,
     pub timeouts: Timeouts,
     pub retries: u32,
-    /// HTTP listeners only: the pooled upstream client (rebuilt only when the
-    /// timeouts change, so pooled connections survive endpoint changes).
-    pub client: Option<crate::http::UpstreamClient>,
 }
 
 /// What a listener's connections share for its whole life.

@@ -1,19 +1,18 @@
 //! L7: HTTP/1.1 and h2 (prior knowledge) from clients, balanced per request
-//! over a pooled keep-alive HTTP/1.1 client to the endpoints, with retries
+//! over keep-alive HTTP/1.1 connections to the endpoints (kept per client
+//! connection, see `upstream`), with retries
 //! on another endpoint for connect failures and for idempotent requests
 //! that failed before any response byte arrived.
 
 use crate::body::ProxyBody;
-use crate::config::Timeouts;
 use crate::endpoints::{pick, InFlight, ListenerShared};
+use crate::upstream::{SendError, Upstream, UpstreamConns};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::http::uri::{PathAndQuery, Scheme};
+use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
@@ -26,19 +25,6 @@ use tokio::net::TcpStream;
 /// are forwarded as they come and never retried.
 const MAX_REPLAY_BODY: u64 = 64 * 1024;
 
-pub(crate) type UpstreamClient = Client<HttpConnector, ProxyBody>;
-
-/// A pooled keep-alive client to the endpoints of one listener.
-pub(crate) fn upstream_client(t: &Timeouts) -> UpstreamClient {
-    let mut c = HttpConnector::new();
-    c.set_nodelay(true);
-    c.set_connect_timeout(Some(t.connect()));
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(t.idle())
-        .pool_timer(TokioTimer::new())
-        .build(c)
-}
-
 /// Serves one accepted client connection until it closes.
 pub(crate) async fn serve_connection(stream: TcpStream, shared: Arc<ListenerShared>) {
     let timeouts = shared.backends.load().timeouts;
@@ -49,9 +35,11 @@ pub(crate) async fn serve_connection(stream: TcpStream, shared: Arc<ListenerShar
         .header_read_timeout(timeouts.idle())
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
+    let conns = Arc::new(UpstreamConns::default());
     let svc = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+        let conns = conns.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, &conns, req).await) }
     });
     if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
         tracing::debug!("client connection ended with an error: {e}");
@@ -107,7 +95,11 @@ enum RequestBody {
     Once(Option<Incoming>),
 }
 
-async fn handle(shared: &ListenerShared, req: Request<Incoming>) -> Response<ProxyBody> {
+async fn handle(
+    shared: &ListenerShared,
+    conns: &Arc<UpstreamConns>,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let backends = shared.backends.load_full();
     if backends.endpoints.is_empty() {
         shared.metrics.no_endpoint_errors.inc();
@@ -116,12 +108,6 @@ async fn handle(shared: &ListenerShared, req: Request<Incoming>) -> Response<Pro
             format!("no healthy endpoint for service {}\n", shared.service),
         );
     }
-    let Some(client) = backends.client.as_ref() else {
-        return text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "http listener without an upstream client\n".into(),
-        );
-    };
     let (mut parts, body) = req.into_parts();
     strip_hop_headers(&mut parts.headers);
     if !parts.headers.contains_key(header::HOST) {
@@ -160,11 +146,14 @@ async fn handle(shared: &ListenerShared, req: Request<Incoming>) -> Response<Pro
         RequestBody::Once(Some(body))
     };
     let idempotent = is_idempotent(&parts.method);
-    let pq = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    // Upstream requests carry the origin form (`/path?query`).
+    let origin_form = Uri::from(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
     let max_retries = backends.retries as usize;
     let mut tried: Vec<usize> = Vec::new();
     loop {
@@ -177,12 +166,6 @@ async fn handle(shared: &ListenerShared, req: Request<Incoming>) -> Response<Pro
         };
         let ep = &backends.endpoints[i];
         let in_flight = ep.enter();
-        let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(ep.authority.clone())
-            .path_and_query(pq.clone())
-            .build()
-            .expect("scheme, authority and path of a valid URI");
         let can_retry_more =
             tried.len() < max_retries && tried.len() + 1 < backends.endpoints.len();
         let (up_body, replayable) = match &mut body {
@@ -200,23 +183,30 @@ async fn handle(shared: &ListenerShared, req: Request<Incoming>) -> Response<Pro
         };
         let mut up = Request::new(up_body);
         *up.method_mut() = parts.method.clone();
-        *up.uri_mut() = uri;
+        *up.uri_mut() = origin_form.clone();
         *up.headers_mut() = if replayable && can_retry_more {
             parts.headers.clone()
         } else {
             std::mem::take(&mut parts.headers)
         };
+        if !up.headers().contains_key(header::HOST) {
+            // HTTP/1.1 requires Host; name the endpoint as a client would.
+            up.headers_mut().insert(header::HOST, ep.host.clone());
+        }
         ep.metrics.requests.inc();
         let start = Instant::now();
-        match tokio::time::timeout(backends.timeouts.request(), client.request(up)).await {
-            Ok(Ok(resp)) => {
+        let attempt = conns.send(ep.ep.addr, up, backends.timeouts.connect(), || {
+            ep.metrics.connections.inc();
+        });
+        match tokio::time::timeout(backends.timeouts.request(), attempt).await {
+            Ok(Ok((resp, conn))) => {
                 ep.connect_succeeded();
                 ep.metrics.latency.observe(start.elapsed().as_secs_f64());
-                return response(resp, in_flight);
+                return response(resp, conn, conns, in_flight);
             }
             Ok(Err(e)) => {
                 ep.metrics.errors.inc();
-                let connect = e.is_connect();
+                let connect = matches!(e, SendError::Connect(_));
                 if connect {
                     ep.connect_failed();
                 }
@@ -230,9 +220,7 @@ async fn handle(shared: &ListenerShared, req: Request<Incoming>) -> Response<Pro
                     StatusCode::BAD_GATEWAY,
                     format!(
                         "service {}: endpoint {} failed: {}\n",
-                        shared.service,
-                        ep.ep.id,
-                        error_chain(&e)
+                        shared.service, ep.ep.id, e
                     ),
                 );
             }
@@ -250,28 +238,20 @@ async fn handle(shared: &ListenerShared, req: Request<Incoming>) -> Response<Pro
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
-}
-
 /// The upstream response, streamed to the client; the endpoint stays in
-/// flight until the body is done.
-fn response(resp: Response<Incoming>, in_flight: InFlight) -> Response<ProxyBody> {
+/// flight until the body is done, and the connection goes back to the
+/// client connection's cache then.
+fn response(
+    resp: Response<Incoming>,
+    conn: Upstream,
+    conns: &Arc<UpstreamConns>,
+    in_flight: InFlight,
+) -> Response<ProxyBody> {
     let (mut parts, body) = resp.into_parts();
     strip_hop_headers(&mut parts.headers);
     Response::from_parts(
         parts,
-        ProxyBody::Stream {
-            body,
-            _in_flight: Some(in_flight),
-        },
+        ProxyBody::upstream(body, conn, conns.clone(), in_flight),
     )
 }
 

@@ -7,7 +7,8 @@
 //!
 //! - **hyper 1.x / hyper-util** is the HTTP implementation underneath most of
 //!   the Rust ecosystem (axum, reqwest, tonic, linkerd2-proxy): small, fast,
-//!   HTTP/1.1 and h2 on both sides, a pooled keep-alive client, and nothing
+//!   HTTP/1.1 and h2 on both sides, client connections we can own and
+//!   drive ourselves (`upstream`: per client connection keep-alive), and nothing
 //!   we do not use. The workspace already depends on it (the bench backend,
 //!   the server through axum), so it adds no second HTTP stack to the binary.
 //! - **Pingora** is a complete proxy *server* with its own runtime, process
@@ -40,6 +41,7 @@ mod metrics;
 mod proxy;
 mod tcp;
 mod udp;
+mod upstream;
 
 pub use config::{Endpoint, ListenerConfig, Protocol, ProxyConfig, Timeouts};
 /// The metrics library `Proxy::new` registers on, re-exported so callers

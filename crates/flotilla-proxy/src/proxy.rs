@@ -2,7 +2,7 @@
 //! every `apply`, and the per-endpoint in-flight counts the agent polls
 //! while draining a task.
 
-use crate::config::{ListenerConfig, Protocol, ProxyConfig};
+use crate::config::{ListenerConfig, ProxyConfig};
 use crate::endpoints::{Backends, EndpointState, ListenerShared};
 use crate::listener::{self, Running};
 use crate::metrics::Metrics;
@@ -166,7 +166,7 @@ impl Proxy {
             .copied()
     }
 
-    /// The endpoint set for `l`, keeping the state (ejection, pooled client)
+    /// The endpoint set for `l`, keeping the state (ejection)
     /// of endpoints that were already there.
     fn backends(&self, l: &ListenerConfig, old: Option<&Backends>) -> Backends {
         let endpoints = l
@@ -184,18 +184,10 @@ impl Proxy {
                     })
             })
             .collect();
-        let client = match (l.protocol, old) {
-            (Protocol::Http, Some(o)) if o.timeouts == l.timeouts && o.client.is_some() => {
-                o.client.clone()
-            }
-            (Protocol::Http, _) => Some(crate::http::upstream_client(&l.timeouts)),
-            _ => None,
-        };
         Backends {
             endpoints,
             timeouts: l.timeouts,
             retries: l.retries,
-            client,
         }
     }
 
