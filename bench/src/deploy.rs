@@ -10,7 +10,7 @@ use crate::result::{BarSeries, BenchResult, Chart, Figure, Table, Target, Target
 use crate::stats::{interleaved_schedule, Summary};
 use crate::swarm_docker::DockerMemory;
 use crate::swarm_events::{DockerEvents, Replicas};
-use crate::swarm_flotilla::{BRIDGE_NAME, BRIDGE_SUBNET, HEALTH};
+use crate::swarm_flotilla::{HEALTH, NETWORK_POOL};
 use crate::swarm_setup::{self, ms, times_until, FlotillaStack, Sides};
 use crate::Ctx;
 use anyhow::{Context as _, Result};
@@ -97,7 +97,7 @@ fn method(c: &Counts) -> Vec<String> {
         "Flotilla: `flotilla up -d -p STACK -f stack.yaml`, then `flotilla scale -d -p STACK web=N`, against a `flotilla serve-all` (server + agent in one process, what `up -d` starts in the background) started once before the rounds, as dockerd is. Swarm: a single-node swarm (`docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377`), `docker service create --detach --replicas N`, then `docker service scale --detach`. The clock starts just before the deploy/scale command is spawned.".into(),
         format!("Same image on both sides: one rootfs tar holding only the statically linked test server, imported with `flotilla image import` and built `FROM scratch` with `ADD rootfs.tar /` for Docker. Same health check: exec form `/bench-testserver probe 127.0.0.1:8080` (one GET, exit 0 on 200), interval {} ms, timeout {} ms, retries {}, and for Flotilla only `start_period: 30s` with `start_interval: 100ms` (Compose's start interval: probe a starting replica every 100 ms until its first success; Docker 20.10 has no start interval, so Swarm's first probe comes one interval after the start). Same restart policy: any, no delay (`--restart-delay 0s`; both default to 5 s).", HEALTH.interval_ms, HEALTH.timeout_ms, HEALTH.retries),
         "Healthy is observed as: Flotilla, tasks with state running and health healthy in `flotilla ps --output json`, polled every 25 ms (the time is taken after the poll that saw it returned, so it includes that call); Swarm, `docker events` (start/die/health_status of the service's containers) followed from before the command, checked every 5 ms.".into(),
-        format!("Networking differs in Swarm's favour: each Flotilla task gets a veth on the benchmark's own bridge ({BRIDGE_NAME}, {BRIDGE_SUBNET}); Swarm tasks are created without networks or published ports (this host's kernel has no IPVS for the routing mesh, and bench/run's private dockerd runs without a bridge or iptables), so they get no network interface but loopback."),
+        format!("Networking differs in Swarm's favour: each Flotilla task gets a veth on its stack network's bridge (a /24 from {NETWORK_POOL}), with the embedded DNS and proxy of the node set up for it; Swarm tasks are created without networks or published ports (this host's kernel has no IPVS for the routing mesh, and bench/run's private dockerd runs without a bridge or iptables), so they get no network interface but loopback."),
     ]
 }
 

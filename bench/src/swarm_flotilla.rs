@@ -20,6 +20,10 @@ pub const SERVICE: &str = "web";
 /// A bridge and subnet no other test or benchmark uses.
 pub const BRIDGE_NAME: &str = "flbench-sw0";
 pub const BRIDGE_SUBNET: &str = "10.215.0.0/24";
+/// The stack's network: one /24 from this pool (its bridge is
+/// `flb0ad71000` + `24`, named after the subnet by the agent).
+pub const NETWORK_POOL: &str = "10.215.16.0/24";
+const STACK_BRIDGE: &str = "flb0ad7100024";
 /// How often Flotilla's side is polled (one `ps --output json` per poll).
 pub const POLL: Duration = Duration::from_millis(25);
 
@@ -135,7 +139,9 @@ impl Flotilla {
             .arg(&self.data_dir)
             .env("FLOTILLA_SERVER", &self.url)
             .env("FLOTILLA_BRIDGE_NAME", BRIDGE_NAME)
-            .env("FLOTILLA_BRIDGE_SUBNET", BRIDGE_SUBNET);
+            .env("FLOTILLA_BRIDGE_SUBNET", BRIDGE_SUBNET)
+            .env("FLOTILLA_NETWORK_POOL", NETWORK_POOL)
+            .env("FLOTILLA_NETWORK_PREFIX", "24");
         c
     }
 
@@ -232,8 +238,10 @@ impl Drop for Flotilla {
         }
         self.remove_leftover_containers();
         // The bridge outlives the server (it is the node's); it is ours alone.
-        if Path::new("/sys/class/net").join(BRIDGE_NAME).exists() {
-            let _ = procutil::output(Command::new("ip").args(["link", "delete", BRIDGE_NAME]));
+        for bridge in [BRIDGE_NAME, STACK_BRIDGE] {
+            if Path::new("/sys/class/net").join(bridge).exists() {
+                let _ = procutil::output(Command::new("ip").args(["link", "delete", bridge]));
+            }
         }
     }
 }
