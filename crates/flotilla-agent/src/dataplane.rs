@@ -27,6 +27,11 @@ use tokio::sync::{watch, Notify};
 
 /// How often the plan is re-applied without a kick.
 const RESYNC: Duration = Duration::from_secs(1);
+/// Stack networks with the VIPs this node owns on each (a plan's part).
+type NetworksWithVips = Vec<(NetworkRecord, Vec<std::net::Ipv4Addr>)>;
+
+/// How often unchanged bridges, VIPs and isolation rules are re-applied.
+const LINKS_RESYNC: Duration = Duration::from_secs(30);
 
 pub struct DataPlane {
     client: Client,
@@ -42,6 +47,8 @@ pub struct DataPlane {
     view: Mutex<Option<Networking>>,
     /// The last plan applied, to log bind errors once per change.
     applied: Mutex<Option<TrafficPlan>>,
+    /// The networks whose links and rules were last applied, and when.
+    links_done: Mutex<Option<(NetworksWithVips, Instant)>>,
     /// Serialises refreshes; a caller that must see its change applied
     /// (drain) runs one itself.
     refreshing: tokio::sync::Mutex<()>,
@@ -71,6 +78,7 @@ impl DataPlane {
             failing: Default::default(),
             view: Default::default(),
             applied: Default::default(),
+            links_done: Default::default(),
             refreshing: Default::default(),
             kick: Notify::new(),
             dns_port,
@@ -108,6 +116,39 @@ impl DataPlane {
 
     async fn apply(&self, plan: TrafficPlan) {
         let changed = self.applied.lock().unwrap().as_ref() != Some(&plan);
+        // Links and rules cost netlink calls and an `nft` process: redo them
+        // when the networks changed, after a failure, and every LINKS_RESYNC
+        // (someone may have deleted a bridge) — not on every refresh.
+        let links_due = {
+            let done = self.links_done.lock().unwrap();
+            match done.as_ref() {
+                Some((nets, at)) => *nets != plan.networks || at.elapsed() >= LINKS_RESYNC,
+                None => true,
+            }
+        };
+        if links_due {
+            if self.apply_links(&plan, changed).await {
+                *self.links_done.lock().unwrap() = Some((plan.networks.clone(), Instant::now()));
+            } else {
+                *self.links_done.lock().unwrap() = None;
+            }
+        }
+        for (name, e) in self.proxy.apply(&plan.proxy).await {
+            if changed {
+                tracing::warn!(listener = %name, error = %e, "proxy cannot listen");
+            }
+        }
+        for (addr, e) in self.dns.apply(&plan.dns).await {
+            if changed {
+                tracing::warn!(%addr, error = %e, "DNS cannot listen");
+            }
+        }
+        *self.applied.lock().unwrap() = Some(plan);
+    }
+
+    /// Bridges with their VIPs, removed stacks' bridges, isolation rules.
+    /// True when everything was applied.
+    async fn apply_links(&self, plan: &TrafficPlan, changed: bool) -> bool {
         // Bridges and VIPs first: the DNS and the proxy bind to their addresses.
         let bridges: Vec<BridgeNetwork> = plan.networks.iter().map(|(n, _)| bridge_of(n)).collect();
         let with_vips: Vec<(BridgeNetwork, Vec<std::net::Ipv4Addr>)> = plan
@@ -146,22 +187,18 @@ impl DataPlane {
         })
         .await;
         match links {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) if changed => tracing::warn!(error = %format!("{e:#}"), "network setup"),
-            Ok(Err(_)) => {}
-            Err(e) => tracing::warn!(error = %e, "network setup task failed"),
-        }
-        for (name, e) in self.proxy.apply(&plan.proxy).await {
-            if changed {
-                tracing::warn!(listener = %name, error = %e, "proxy cannot listen");
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                if changed {
+                    tracing::warn!(error = %format!("{e:#}"), "network setup");
+                }
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "network setup task failed");
+                false
             }
         }
-        for (addr, e) in self.dns.apply(&plan.dns).await {
-            if changed {
-                tracing::warn!(%addr, error = %e, "DNS cannot listen");
-            }
-        }
-        *self.applied.lock().unwrap() = Some(plan);
     }
 
     /// The bridges a service's containers join, in the service's order
