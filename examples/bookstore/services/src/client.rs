@@ -1,0 +1,52 @@
+//! The HTTP client for service-to-service calls. Every internal call is
+//! idempotent (GET/PUT/DELETE with client-chosen ids), so a call that fails to
+//! connect, loses its connection, or meets a 502/503 (a replica dying or the
+//! proxy finding none ready) is retried once after a short pause.
+
+use std::time::Duration;
+
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
+
+/// Total budget of one attempt; two attempts stay under the 5 s request
+/// budget of the caller in the common case (a connection failure is fast).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2400);
+
+pub fn http_client() -> Client {
+    Client::builder()
+        // Pure-Rust resolver: see Cargo.toml.
+        .hickory_dns(true)
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(ATTEMPT_TIMEOUT)
+        .pool_idle_timeout(Duration::from_secs(20))
+        .build()
+        .expect("building the HTTP client")
+}
+
+fn retryable(r: &Result<Response, reqwest::Error>) -> bool {
+    match r {
+        Ok(resp) => matches!(
+            resp.status(),
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE
+        ),
+        // A timeout may mean the other side is slow, not gone: retrying would
+        // only double the wait.
+        Err(e) => !e.is_timeout() && (e.is_connect() || e.is_request() || e.is_body()),
+    }
+}
+
+/// Sends the request built by `build`, once more if the first attempt failed
+/// in a retryable way. Only for idempotent requests.
+pub async fn send_idempotent(
+    build: impl Fn() -> RequestBuilder,
+) -> Result<Response, reqwest::Error> {
+    let first = build().send().await;
+    if !retryable(&first) {
+        return first;
+    }
+    match &first {
+        Ok(r) => tracing::debug!(status = %r.status(), "retrying an internal call"),
+        Err(e) => tracing::debug!(error = %e, "retrying an internal call"),
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    build().send().await
+}
