@@ -13,8 +13,8 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2400);
 
 pub fn http_client() -> Client {
     Client::builder()
-        // Pure-Rust resolver: see Cargo.toml.
-        .hickory_dns(true)
+        // Pure-Rust resolver: see dns.rs.
+        .dns_resolver(crate::dns::reqwest_resolver())
         .connect_timeout(Duration::from_secs(1))
         .timeout(ATTEMPT_TIMEOUT)
         .pool_idle_timeout(Duration::from_secs(20))

@@ -6,14 +6,12 @@
 //! 503. The pool drops connections that died (database restart) and opens new
 //! ones on demand, so a service recovers without restarting.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use deadpool_postgres::{Connect, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use hickory_resolver::TokioResolver;
 use tokio_postgres::NoTls;
 
 use crate::config::DbConfig;
@@ -21,12 +19,9 @@ use crate::error::{ApiError, ApiResult};
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-/// Resolves the database host with hickory (pure Rust: /etc/hosts, then the
-/// servers of /etc/resolv.conf) before every new connection, because the
-/// static binaries cannot use glibc's NSS-based getaddrinfo in an empty image.
-struct HickoryConnect {
-    resolver: Option<TokioResolver>,
-}
+/// Resolves the database host with hickory (see dns.rs) before every new
+/// connection, so a replaced database container is found again.
+struct HickoryConnect;
 
 impl Connect for HickoryConnect {
     fn connect(
@@ -38,20 +33,15 @@ impl Connect for HickoryConnect {
     > {
         let mut cfg = pg_config.clone();
         Box::pin(async move {
-            if let (Some(resolver), Some(tokio_postgres::config::Host::Tcp(host))) =
-                (&self.resolver, cfg.get_hosts().first().cloned())
+            if let Some(tokio_postgres::config::Host::Tcp(host)) = cfg.get_hosts().first().cloned()
             {
-                if host.parse::<IpAddr>().is_err() {
-                    match resolver.lookup_ip(host.as_str()).await {
-                        Ok(ips) => {
-                            if let Some(ip) = ips.iter().next() {
-                                cfg.hostaddr(ip);
-                            }
-                        }
-                        // Fall through to tokio-postgres's own lookup: it
-                        // yields the error value (or works where NSS does).
-                        Err(e) => tracing::debug!(%host, error = %e, "resolving the database host"),
+                match crate::dns::lookup(&host).await {
+                    Ok(ips) => {
+                        cfg.hostaddr(ips[0]);
                     }
+                    // Fall through to tokio-postgres's own lookup: it yields
+                    // the error value (or works where NSS does).
+                    Err(e) => tracing::debug!(error = %e, "resolving the database host"),
                 }
             }
             let (client, connection) = cfg.connect(NoTls).await?;
@@ -91,16 +81,9 @@ impl Db {
         if let Some(p) = &cfg.password {
             pg.password(p);
         }
-        let resolver = match TokioResolver::builder_tokio() {
-            Ok(b) => Some(b.build()),
-            Err(e) => {
-                tracing::warn!(error = %e, "no DNS configuration; using the system resolver");
-                None
-            }
-        };
         let mgr = Manager::from_connect(
             pg,
-            HickoryConnect { resolver },
+            HickoryConnect,
             ManagerConfig {
                 // A connection whose socket died is dropped on checkout
                 // (is_closed); a query on one that dies mid-way fails with 503.

@@ -107,7 +107,7 @@ fn main() -> ExitCode {
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
-        .hickory_dns(true)
+        .dns_resolver(bookstore::dns::reqwest_resolver())
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(10))
         .pool_max_idle_per_host(256)
