@@ -138,17 +138,20 @@ async fn shutdown_signal() {
     }
 }
 
-/// `/healthz` for a database-backed service.
+/// `/healthz` for a database-backed service. Not logged when failing: a
+/// health checker probes every few seconds while the database is down.
 pub async fn db_healthz(db: &crate::db::Db) -> axum::response::Response {
+    use axum::http::StatusCode;
     use axum::response::IntoResponse;
-    if db.healthy().await {
-        axum::Json(serde_json::json!({"status": "ok"})).into_response()
+    let (status, text) = if db.healthy().await {
+        (StatusCode::OK, "ok")
+    } else if db.is_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
     } else {
-        crate::error::ApiError::unavailable(if db.is_ready() {
-            "database unreachable"
-        } else {
-            "starting: database schema not ready"
-        })
-        .into_response()
-    }
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: database schema not ready",
+        )
+    };
+    (status, axum::Json(serde_json::json!({ "status": text }))).into_response()
 }
