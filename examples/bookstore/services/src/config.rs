@@ -50,6 +50,10 @@ pub struct DbConfig {
     pub name: String,
     pub user: String,
     pub password: Option<String>,
+    /// Connections per replica at most (DATABASE_POOL_SIZE, default 6): four
+    /// services × 3 replicas × 6 = 72 stays under PostgreSQL's default
+    /// max_connections of 100.
+    pub pool_size: usize,
 }
 
 impl DbConfig {
@@ -63,6 +67,10 @@ impl DbConfig {
             name: env_or("DATABASE_NAME", "bookstore"),
             user: env_or("DATABASE_USER", "bookstore"),
             password: secret("DATABASE_PASSWORD")?,
+            pool_size: match env_or("DATABASE_POOL_SIZE", "6").parse() {
+                Ok(n) if (1..=100).contains(&n) => n,
+                _ => bail!("DATABASE_POOL_SIZE must be 1 to 100"),
+            },
         })
     }
 }

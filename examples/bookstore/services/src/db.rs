@@ -67,7 +67,7 @@ pub type Migration = &'static str;
 
 impl Db {
     /// A pool whose connections use `schema` as their search path.
-    pub fn new(cfg: &DbConfig, schema: &str, max_size: usize) -> anyhow::Result<Db> {
+    pub fn new(cfg: &DbConfig, schema: &str) -> anyhow::Result<Db> {
         let mut pg = tokio_postgres::Config::new();
         pg.host(&cfg.host)
             .port(cfg.port)
@@ -91,7 +91,7 @@ impl Db {
             },
         );
         let pool = Pool::builder(mgr)
-            .max_size(max_size)
+            .max_size(cfg.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(2)))
             .create_timeout(Some(Duration::from_secs(3)))

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let db = Db::new(&config::DbConfig::from_env()?, "cart", 16)?;
+    let db = Db::new(&config::DbConfig::from_env()?, "cart")?;
     let key = TokenKey::new(&config::token_secret()?);
     db.start_migrations("cart", MIGRATIONS, |_| async { Ok(()) });
     let state = AppState { db, key };

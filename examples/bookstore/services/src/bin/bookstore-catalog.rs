@@ -79,7 +79,7 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let db = Db::new(&config::DbConfig::from_env()?, "catalog", 16)?;
+    let db = Db::new(&config::DbConfig::from_env()?, "catalog")?;
     let seed_stock: i32 = config::env_or("SEED_STOCK", "1000")
         .parse()
         .map_err(|_| anyhow::anyhow!("SEED_STOCK must be a non-negative integer"))?;

@@ -83,8 +83,22 @@ fn upstream_for<'a>(up: &'a Upstreams, path: &str) -> Option<&'a str> {
     })
 }
 
-async fn api(State(s): State<AppState>, Path(rest): Path<String>, req: Request) -> Response {
+async fn api(State(s): State<AppState>, req: Request) -> Response {
     let method = req.method().clone();
+    // The raw (still percent-encoded) path, so an encoded '?' or '/' in an id
+    // stays part of that segment when forwarded.
+    let rest = req
+        .uri()
+        .path()
+        .strip_prefix("/api/")
+        .unwrap_or_default()
+        .to_string();
+    if rest
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return ApiError::not_found(format!("no API route /api/{rest}")).into_response();
+    }
     // POST is never retried by Flotilla's proxy once sent, so the API has none.
     if !matches!(
         method,
@@ -104,7 +118,7 @@ async fn api(State(s): State<AppState>, Path(rest): Path<String>, req: Request) 
         .query()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
-    let url = format!("{base}/{}{query}", rest.trim_start_matches('/'));
+    let url = format!("{base}/{rest}{query}");
     let headers = req.headers().clone();
     let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,

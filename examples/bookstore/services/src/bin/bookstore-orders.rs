@@ -103,7 +103,7 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let db = Db::new(&config::DbConfig::from_env()?, "orders", 16)?;
+    let db = Db::new(&config::DbConfig::from_env()?, "orders")?;
     let key = TokenKey::new(&config::token_secret()?);
     db.start_migrations("orders", MIGRATIONS, |_| async { Ok(()) });
     let state = AppState {

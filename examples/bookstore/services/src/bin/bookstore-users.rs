@@ -74,7 +74,7 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let db = Db::new(&config::DbConfig::from_env()?, "users", 16)?;
+    let db = Db::new(&config::DbConfig::from_env()?, "users")?;
     let key = TokenKey::new(&config::token_secret()?);
     db.start_migrations("users", MIGRATIONS, |_| async { Ok(()) });
     let workers = std::thread::available_parallelism()
