@@ -2,7 +2,7 @@
 
 use crate::container_spec::{container_spec, LABEL_TASK};
 use crate::dataplane::DataPlane;
-use crate::health::{probe_argv, Tracker};
+use crate::health::{http_get, probe_of, tcp_connect, Probe, Tracker};
 use flotilla_client::{Client, StatusReport};
 use flotilla_core::{DesiredState, Health, Task, TaskState};
 use flotilla_net::{BridgeNetwork, NetworkMode};
@@ -215,7 +215,7 @@ impl Executor {
             .await;
         match started {
             Ok(info) => {
-                let has_check = service.healthcheck.as_ref().and_then(probe_argv).is_some();
+                let has_check = service.healthcheck.as_ref().and_then(probe_of).is_some();
                 let (id, ip) = (info.id.clone(), info.ipv4.clone());
                 let addresses = self.addresses(&info.id).await;
                 self.report(&task.id, TaskState::Running, "running", |r| {
@@ -372,27 +372,34 @@ impl Executor {
         let Some(check) = service.healthcheck else {
             return;
         };
-        let Some(argv) = probe_argv(&check) else {
+        let Some(probe) = probe_of(&check) else {
             return;
+        };
+        // Node-side probes go to the container's address (its first
+        // network's; loopback when it shares the host's network).
+        let ip = if matches!(probe, Probe::Exec(_)) {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            let c = container.clone();
+            self.blocking(move |rt| rt.inspect(&c))
+                .await
+                .ok()
+                .and_then(|info| info.ipv4)
+                .and_then(|ip| ip.parse().ok())
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
         };
         let mut tracker = Tracker::new(&check, now_ms());
         let timeout = Duration::from_millis(check.timeout.as_millis().max(100));
         loop {
             tokio::time::sleep(tracker.next_delay(&check, now_ms())).await;
-            let (c, a) = (container.clone(), argv.clone());
-            let run = self.blocking(move |rt| rt.exec(&c, &a, &[]));
-            let (ok, output) = match tokio::time::timeout(timeout, run).await {
-                Ok(Ok(out)) => (
-                    out.exit_code == 0,
-                    String::from_utf8_lossy(if out.stderr.is_empty() {
-                        &out.stdout
-                    } else {
-                        &out.stderr
-                    })
-                    .trim()
-                    .to_string(),
-                ),
-                Ok(Err(e)) => (false, format!("{e:#}")),
+            let (ok, output) = match tokio::time::timeout(
+                timeout,
+                self.probe_once(&probe, &container, ip),
+            )
+            .await
+            {
+                Ok(Ok(out)) => (true, out),
+                Ok(Err(out)) => (false, out),
                 Err(_) => (false, format!("timed out after {timeout:?}")),
             };
             self.dataplane.probe_result(&task.id, ok);
@@ -420,6 +427,39 @@ impl Executor {
                 self.stopping.lock().unwrap().remove(&task.id);
                 return;
             }
+        }
+    }
+
+    /// Run one probe; Ok/Err carry what it printed or why it failed.
+    async fn probe_once(
+        &self,
+        probe: &Probe,
+        container: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<String, String> {
+        match probe {
+            Probe::Exec(argv) => {
+                let (c, a) = (container.to_string(), argv.clone());
+                match self.blocking(move |rt| rt.exec(&c, &a, &[])).await {
+                    Ok(out) => {
+                        let text = String::from_utf8_lossy(if out.stderr.is_empty() {
+                            &out.stdout
+                        } else {
+                            &out.stderr
+                        })
+                        .trim()
+                        .to_string();
+                        if out.exit_code == 0 {
+                            Ok(text)
+                        } else {
+                            Err(text)
+                        }
+                    }
+                    Err(e) => Err(format!("{e:#}")),
+                }
+            }
+            Probe::Http { port, path } => http_get(ip, *port, path).await,
+            Probe::Tcp { port } => tcp_connect(ip, *port).await,
         }
     }
 

@@ -248,7 +248,10 @@ pub const CONFIG: &[&str] = &[
     "labels",
     "template_driver",
 ];
-pub const FLOTILLA: &[&str] = &["autoscaling", "http_ports"];
+pub const FLOTILLA: &[&str] = &["autoscaling", "http_ports", "probe"];
+pub const PROBE: &[&str] = &["http", "tcp"];
+pub const PROBE_HTTP: &[&str] = &["port", "path"];
+pub const PROBE_TCP: &[&str] = &["port"];
 pub const AUTOSCALING: &[&str] = &["min", "max", "target_cpu", "target_rps"];
 
 /// The closest known key to `unknown`, if it is close enough to be a likely

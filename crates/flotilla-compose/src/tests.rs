@@ -307,6 +307,12 @@ fn validation_table() {
         ("services:\n  a:\n    image: x\n    ports: ['8000-8005:80-82']\n", "has 6 ports but container range 80-82 has 3"),
         ("services:\n  a:\n    command: x\n", "has neither `image` nor `build`"),
         ("services:\n  a:\n    image: x\n    x-flotilla: {autoscale: {}}\n", "unknown key `autoscale`"),
+        ("services:\n  a:\n    image: x\n    x-flotilla: {probe: {http: {path: /h}}}\n", "has no `port`"),
+        ("services:\n  a:\n    image: x\n    x-flotilla: {probe: {http: {port: 80, path: h}}}\n", "not an absolute path"),
+        ("services:\n  a:\n    image: x\n    x-flotilla: {probe: {http: {port: 80}, tcp: {port: 80}}}\n", "sets both `http` and `tcp`"),
+        ("services:\n  a:\n    image: x\n    x-flotilla: {probe: {tcp: {port: 0}}}\n", "not a port number"),
+        ("services:\n  a:\n    image: x\n    x-flotilla: {probe: {}}\n", "is empty"),
+        ("services:\n  a:\n    image: x\n    x-flotilla: {probe: {grpc: {port: 1}}}\n", "unknown key `grpc`"),
         ("services:\n  a:\n    image: x\n    deploy: {restart_policy: {condition: sometimes}}\n", "not a restart condition"),
         ("services:\n  a:\n    image: x\n    scale: 2\n    deploy: {replicas: 3}\n", "conflicts with `deploy.replicas: 3`"),
     ];
@@ -431,4 +437,30 @@ fn big_stack_loads() {
     let took = start.elapsed();
     eprintln!("1000-service stack loaded in {took:?}");
     assert_eq!(l.stack.services.len(), 1000);
+}
+
+#[test]
+fn x_flotilla_probe_replaces_the_test_and_keeps_the_timings() {
+    let l = ok("services:\n  a:\n    image: x\n    healthcheck:\n      test: [CMD, /bin/check]\n      interval: 2s\n    x-flotilla:\n      probe: {http: {port: 8080, path: /healthz}}\n  b:\n    image: x\n    x-flotilla: {probe: {tcp: {port: 5432}}}\n  c:\n    image: x\n    healthcheck: {disable: true}\n    x-flotilla: {probe: {tcp: {port: 1}}}\n");
+    let a = l.stack.services["a"].healthcheck.as_ref().unwrap();
+    assert_eq!(
+        a.test,
+        Some(HealthTest::Http(flotilla_spec::HttpProbe {
+            port: 8080,
+            path: "/healthz".into()
+        }))
+    );
+    assert_eq!(a.interval, Duration::from_secs(2));
+    let b = l.stack.services["b"].healthcheck.as_ref().unwrap();
+    assert_eq!(
+        b.test,
+        Some(HealthTest::Tcp(flotilla_spec::TcpProbe { port: 5432 }))
+    );
+    assert_eq!(
+        b.interval,
+        Duration::from_secs(30),
+        "Docker's default timings"
+    );
+    let c = l.stack.services["c"].healthcheck.as_ref().unwrap();
+    assert_eq!(c.test, Some(HealthTest::None), "disable wins over a probe");
 }

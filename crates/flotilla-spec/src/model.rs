@@ -347,6 +347,25 @@ pub enum HealthTest {
     Cmd(Vec<String>),
     /// Run with the container's shell (`string` or `[CMD-SHELL, "..."]`).
     Shell(String),
+    /// Probed from the node, not run in the container (`x-flotilla.probe`):
+    /// an HTTP GET to the container's address; 2xx and 3xx are healthy.
+    Http(HttpProbe),
+    /// Probed from the node: a TCP connect to the container's address.
+    Tcp(TcpProbe),
+}
+
+/// `x-flotilla.probe.http`: what Kubernetes calls an `httpGet` probe.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct HttpProbe {
+    pub port: u16,
+    /// Request path, default `/`.
+    pub path: String,
+}
+
+/// `x-flotilla.probe.tcp`: healthy when a connection is accepted.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TcpProbe {
+    pub port: u16,
 }
 
 /// Health check with Docker's defaults filled in.
@@ -615,6 +634,11 @@ pub struct FlotillaExt {
     /// Container ports that speak HTTP (also sets `Port::http`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http_ports: Vec<u16>,
+    /// A health probe the node runs against the container's address instead
+    /// of exec'ing `healthcheck.test` in it (also sets `healthcheck.test`;
+    /// the timings still come from `healthcheck:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<HealthTest>,
 }
 
 /// Horizontal autoscaling bounds and targets.

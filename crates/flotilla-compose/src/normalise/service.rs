@@ -7,8 +7,8 @@ use crate::short;
 use crate::yaml::{Node, Value};
 use flotilla_spec::{
     Autoscaling, BindOptions, Build, DependCondition, Dependency, Duration, ExposedPort, FileGrant,
-    FlotillaExt, HealthTest, Healthcheck, Logging, Mount, MountType, Port, PortMode, Service,
-    ServiceNetwork, TmpfsOptions, Ulimit, VolumeOptions,
+    FlotillaExt, HealthTest, Healthcheck, HttpProbe, Logging, Mount, MountType, Port, PortMode,
+    Service, ServiceNetwork, TcpProbe, TmpfsOptions, Ulimit, VolumeOptions,
 };
 use std::collections::BTreeMap;
 
@@ -156,6 +156,15 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
             if ext.http_ports.contains(&p.target) {
                 p.http = true;
             }
+        }
+        if let Some(probe) = &ext.probe {
+            // The probe replaces the test; timings stay those of
+            // `healthcheck:` (Docker's defaults when there is none).
+            let mut h = s.healthcheck.take().unwrap_or_else(default_healthcheck);
+            if h.test != Some(HealthTest::None) {
+                h.test = Some(probe.clone());
+            }
+            s.healthcheck = Some(h);
         }
     }
     if s.image.is_none() && s.build.is_none() && !has_extends(node) {
@@ -551,18 +560,23 @@ fn octal_mode(text: &str) -> Result<u32, String> {
     }
 }
 
-fn healthcheck(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Healthcheck> {
-    if node.is_null() {
-        return None;
-    }
-    let mut h = Healthcheck {
+/// Docker's health check timings.
+fn default_healthcheck() -> Healthcheck {
+    Healthcheck {
         test: None,
         interval: Duration::from_secs(30),
         timeout: Duration::from_secs(30),
         retries: 3,
         start_period: Duration(0),
         start_interval: Duration::from_secs(5),
-    };
+    }
+}
+
+fn healthcheck(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Healthcheck> {
+    if node.is_null() {
+        return None;
+    }
+    let mut h = default_healthcheck();
     let mut disabled = false;
     for (key, v) in cx.fields(node, keys::HEALTHCHECK, c, true) {
         let c = format!("{c}.{key}");
@@ -930,6 +944,7 @@ fn flotilla_ext(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<FlotillaExt> {
                     cx.expected(v, "a list of container ports", &c);
                 }
             }
+            "probe" => ext.probe = probe(cx, v, &c),
             "autoscaling" => {
                 let (mut min, mut max, mut cpu, mut rps) = (None, None, None, None);
                 for (ak, av) in cx.fields(v, keys::AUTOSCALING, &c, false) {
@@ -984,4 +999,72 @@ fn flotilla_ext(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<FlotillaExt> {
         }
     }
     Some(ext)
+}
+
+/// `x-flotilla.probe`: exactly one of `http: {port, path}` or `tcp: {port}`.
+fn probe(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<HealthTest> {
+    let mut found = Vec::new();
+    for (kind, v) in cx.fields(node, keys::PROBE, c, false) {
+        let c = format!("{c}.{kind}");
+        let known = if kind == "http" {
+            keys::PROBE_HTTP
+        } else {
+            keys::PROBE_TCP
+        };
+        let (mut port, mut path) = (None, "/".to_string());
+        for (key, fv) in cx.fields(v, known, &c, false) {
+            let c = format!("{c}.{key}");
+            match key {
+                "port" => {
+                    port = cx.parse_with(fv, &c, |t| {
+                        t.parse::<u16>()
+                            .ok()
+                            .filter(|p| *p > 0)
+                            .ok_or_else(|| format!("{t:?} is not a port number (1-65535)"))
+                    })
+                }
+                "path" => {
+                    if let Some(p) = cx.opt_string(fv, &c) {
+                        if p.starts_with('/') {
+                            path = p;
+                        } else {
+                            cx.error(fv.pos.error(format!(
+                                "invalid `{c}`: {p:?} is not an absolute path (it must start with /)"
+                            )));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(port) = port else {
+            cx.error(
+                v.pos
+                    .error(format!("`{c}` has no `port`"))
+                    .with_help("e.g. probe: {http: {port: 8080, path: /healthz}}"),
+            );
+            continue;
+        };
+        found.push(match kind {
+            "http" => HealthTest::Http(HttpProbe { port, path }),
+            _ => HealthTest::Tcp(TcpProbe { port }),
+        });
+    }
+    match found.len() {
+        0 if node.as_map().is_some_and(|m| m.is_empty()) => {
+            cx.error(node.pos.error(format!("`{c}` is empty")).with_help(
+                "e.g. probe: {http: {port: 8080, path: /healthz}} or probe: {tcp: {port: 5432}}",
+            ));
+            None
+        }
+        0 | 1 => found.pop(),
+        _ => {
+            cx.error(
+                node.pos
+                    .error(format!("`{c}` sets both `http` and `tcp`"))
+                    .with_help("a service has one probe: keep one of them"),
+            );
+            None
+        }
+    }
 }
