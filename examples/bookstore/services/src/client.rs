@@ -50,3 +50,19 @@ pub async fn send_idempotent(
     tokio::time::sleep(Duration::from_millis(50)).await;
     build().send().await
 }
+
+/// An error with its causes ("error sending request: dns error: no record
+/// found ..."): reqwest's Display shows only the outermost layer.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = s.source();
+    }
+    out
+}

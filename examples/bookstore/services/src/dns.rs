@@ -11,7 +11,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
-use hickory_resolver::config::LookupIpStrategy;
+use std::time::Duration;
+
+use hickory_resolver::config::{LookupIpStrategy, ResolveHosts};
 use hickory_resolver::TokioResolver;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
@@ -21,7 +23,17 @@ fn resolver() -> Option<&'static TokioResolver> {
     RESOLVER
         .get_or_init(|| match TokioResolver::builder_tokio() {
             Ok(mut b) => {
-                b.options_mut().ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
+                let o = b.options_mut();
+                o.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
+                o.use_hosts_file = ResolveHosts::Always;
+                // Replicas come and go: never trust an answer (or a "no such
+                // name" from before the service existed) for more than 1 s.
+                o.positive_max_ttl = Some(Duration::from_secs(1));
+                o.negative_max_ttl = Some(Duration::from_secs(1));
+                // Fail within the request budget when the DNS is unreachable
+                // (defaults: 5 s × 2 attempts).
+                o.timeout = Duration::from_secs(1);
+                o.attempts = 1;
                 Some(b.build())
             }
             Err(e) => {

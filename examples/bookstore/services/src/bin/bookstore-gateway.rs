@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
 use axum::{Form, Json, Router};
 use bookstore::auth::{now_secs, TokenKey};
-use bookstore::client::{http_client, send_idempotent};
+use bookstore::client::{describe, http_client, send_idempotent};
 use bookstore::config::{self, Upstreams};
 use bookstore::error::ApiError;
 use bookstore::{metrics::Metrics, rules, server};
@@ -156,9 +156,11 @@ async fn api(State(s): State<AppState>, req: Request) -> Response {
                 .into_response(),
             }
         }
-        Err(e) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, format!("upstream {base}: {e}")).into_response()
-        }
+        Err(e) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("upstream {base}: {}", describe(&e)),
+        )
+        .into_response(),
     }
 }
 
@@ -250,7 +252,7 @@ async fn fetch_json(
     .map_err(|e| {
         (
             StatusCode::BAD_GATEWAY,
-            format!("a service is unreachable: {e}"),
+            format!("a service is unreachable: {}", describe(&e)),
         )
     })?;
     answer_json(resp).await
@@ -292,7 +294,7 @@ async fn send_json(
     .map_err(|e| {
         (
             StatusCode::BAD_GATEWAY,
-            format!("a service is unreachable: {e}"),
+            format!("a service is unreachable: {}", describe(&e)),
         )
     })?;
     answer_json(resp).await

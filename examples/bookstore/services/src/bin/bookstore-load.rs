@@ -165,7 +165,7 @@ impl Journey {
             let resp = rb
                 .send()
                 .await
-                .map_err(|e| ("error".to_string(), format!("{e}")))?;
+                .map_err(|e| ("error".to_string(), bookstore::client::describe(&e)))?;
             let status = resp.status();
             let text = resp
                 .text()

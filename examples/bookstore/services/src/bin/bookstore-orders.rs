@@ -25,7 +25,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use bookstore::auth::{now_secs, AuthUser, Claims, TokenKey};
-use bookstore::client::{http_client, send_idempotent};
+use bookstore::client::{describe, http_client, send_idempotent};
 use bookstore::config::{self, Upstreams};
 use bookstore::db::{Db, Migration};
 use bookstore::error::{ApiError, ApiResult};
@@ -210,7 +210,7 @@ async fn create_from_cart(s: &AppState, user: &str, id: &str, last4: &str) -> Ap
     let url = format!("{}/carts/{user}", s.up.cart);
     let resp = send_idempotent(|| s.http.get(&url).bearer_auth(&token))
         .await
-        .map_err(|e| ApiError::unavailable(format!("cart service: {e}")))?;
+        .map_err(|e| ApiError::unavailable(format!("cart service: {}", describe(&e))))?;
     if !resp.status().is_success() {
         return Err(ApiError::unavailable(format!(
             "cart service answered {}",
@@ -271,7 +271,7 @@ async fn advance(s: &AppState, id: &str) -> ApiResult<Order> {
         let body = serde_json::json!({ "items": lines });
         let resp = send_idempotent(|| s.http.put(&reserve_url).json(&body))
             .await
-            .map_err(|e| ApiError::unavailable(format!("catalog service: {e}")))?;
+            .map_err(|e| ApiError::unavailable(format!("catalog service: {}", describe(&e))))?;
         let status = resp.status();
         let payload: serde_json::Value = resp.json().await.unwrap_or_default();
         match status {
@@ -283,9 +283,9 @@ async fn advance(s: &AppState, id: &str) -> ApiResult<Order> {
                 let approved = order.card_last4 != "0000";
                 if !approved {
                     let url = reserve_url.clone();
-                    let r = send_idempotent(|| s.http.delete(&url))
-                        .await
-                        .map_err(|e| ApiError::unavailable(format!("catalog service: {e}")))?;
+                    let r = send_idempotent(|| s.http.delete(&url)).await.map_err(|e| {
+                        ApiError::unavailable(format!("catalog service: {}", describe(&e)))
+                    })?;
                     if !r.status().is_success() {
                         return Err(ApiError::unavailable(format!(
                             "catalog service answered {} to the release",
