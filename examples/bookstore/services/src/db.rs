@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use deadpool_postgres::{Connect, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Connect, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::NoTls;
 
 use crate::config::DbConfig;
@@ -54,6 +56,10 @@ impl Connect for HickoryConnect {
         })
     }
 }
+
+/// How long a request waits for the database to accept connections.
+const CONNECT_PATIENCE: Duration = Duration::from_millis(2500);
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 pub struct Db {
@@ -112,7 +118,22 @@ impl Db {
                 "starting: the database schema is not ready yet",
             ));
         }
-        Ok(self.pool.get().await?)
+        // A database restart takes a few seconds: keep trying to connect
+        // for up to CONNECT_PATIENCE, so a short outage costs latency instead
+        // of failed requests; past it, answer 503 (within the 5 s budget).
+        let start = std::time::Instant::now();
+        loop {
+            match self.pool.get().await {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    let retryable = matches!(e, PoolError::Backend(_) | PoolError::Timeout(_));
+                    if !retryable || start.elapsed() + RETRY_PAUSE >= CONNECT_PATIENCE {
+                        return Err(e.into());
+                    }
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
     }
 
     pub fn is_ready(&self) -> bool {
