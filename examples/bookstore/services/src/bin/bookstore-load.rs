@@ -133,6 +133,15 @@ struct Stats {
     /// By status code, "error" for transport failures.
     statuses: BTreeMap<String, u64>,
     errors: Vec<String>,
+    /// Failed journeys by the cause of their first failure: the HTTP status
+    /// ("503" is a clean refusal, e.g. while the database restarts),
+    /// "error" (no answer: connection or timeout), "check" (a wrong answer).
+    failed_by_cause: BTreeMap<String, u64>,
+}
+
+/// Why a journey stopped (the message went to `Stats::errors`).
+struct Failure {
+    cause: String,
 }
 
 struct Journey {
@@ -151,7 +160,7 @@ impl Journey {
         token: Option<&str>,
         body: Option<Value>,
         want: &[StatusCode],
-    ) -> Result<Value, String> {
+    ) -> Result<Value, Failure> {
         let url = format!("{}/api{path}", self.base);
         let mut rb = self.http.request(method.clone(), &url);
         if let Some(t) = token {
@@ -190,31 +199,36 @@ impl Journey {
             }
             Err((key, e)) => (key, Err(format!("{kind} {method} {path}: {e}"))),
         };
-        *st.statuses.entry(status_key).or_default() += 1;
+        *st.statuses.entry(status_key.clone()).or_default() += 1;
         let k = st.kinds.entry(kind).or_default();
         k.latencies_ms.push(ms);
-        match &outcome {
-            Ok(_) => k.ok += 1,
+        match outcome {
+            Ok(v) => {
+                k.ok += 1;
+                Ok(v)
+            }
             Err(e) => {
                 k.failed += 1;
                 if st.errors.len() < MAX_ERRORS {
                     st.errors.push(e.clone());
                 }
+                Err(Failure { cause: status_key })
             }
         }
-        outcome
     }
 
     /// A logical failure (right status, wrong content).
-    fn fail(&self, msg: String) -> String {
+    fn fail(&self, msg: String) -> Failure {
         let mut st = self.stats.lock().expect("stats lock");
         if st.errors.len() < MAX_ERRORS {
-            st.errors.push(msg.clone());
+            st.errors.push(msg);
         }
-        msg
+        Failure {
+            cause: "check".into(),
+        }
     }
 
-    async fn run(&self, user: String, seed: u64, card: &str) -> Result<(), String> {
+    async fn run(&self, user: String, seed: u64, card: &str) -> Result<(), Failure> {
         use StatusCode as S;
         let mut rng = fastrand::Rng::with_seed(seed);
         let password = format!("pw-{seed:016x}");
@@ -447,7 +461,10 @@ async fn run(a: RunArgs) -> ExitCode {
             let t0 = Instant::now();
             let r = j.run(user, seed, &card).await;
             drop(permit);
-            (r.is_ok(), t0.elapsed().as_secs_f64() * 1000.0)
+            (
+                r.err().map(|f| f.cause),
+                t0.elapsed().as_secs_f64() * 1000.0,
+            )
         });
         started += 1;
     }
@@ -456,16 +473,22 @@ async fn run(a: RunArgs) -> ExitCode {
     let mut unfinished = 0u64;
     loop {
         match tokio::time::timeout_at(drain_deadline.into(), tasks.join_next()).await {
-            Ok(Some(Ok((ok, ms)))) => {
+            Ok(Some(Ok((failure, ms)))) => {
                 let mut st = stats.lock().expect("stats lock");
-                if ok {
-                    st.journeys_ok += 1;
-                } else {
-                    st.journeys_failed += 1;
+                match failure {
+                    None => st.journeys_ok += 1,
+                    Some(cause) => {
+                        st.journeys_failed += 1;
+                        *st.failed_by_cause.entry(cause).or_default() += 1;
+                    }
                 }
                 st.journey_ms.push(ms);
             }
-            Ok(Some(Err(_))) => stats.lock().expect("stats lock").journeys_failed += 1,
+            Ok(Some(Err(_))) => {
+                let mut st = stats.lock().expect("stats lock");
+                st.journeys_failed += 1;
+                *st.failed_by_cause.entry("panic".into()).or_default() += 1;
+            }
             Ok(None) => break,
             Err(_) => {
                 unfinished = tasks.len() as u64;
@@ -502,6 +525,7 @@ async fn run(a: RunArgs) -> ExitCode {
             "failed": failed,
             "unfinished": unfinished,
             "late_starts": late_starts,
+            "failed_by_cause": st.failed_by_cause,
             "per_second": st.journeys_ok as f64 / elapsed.max(1e-9),
             "latency": journey_lat,
         },
@@ -529,6 +553,15 @@ fn print_text(r: &Value) {
         "journeys: {} started, {} ok, {} failed ({} unfinished after the {} s drain), {:.2} ok/s over {:.1} s; {} late starts (concurrency limit)",
         j["started"], j["ok"], j["failed"], j["unfinished"], DRAIN.as_secs(), j["per_second"].as_f64().unwrap_or(0.0), r["elapsed_s"].as_f64().unwrap_or(0.0), j["late_starts"]
     );
+    let causes: Vec<String> = j["failed_by_cause"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    if !causes.is_empty() {
+        println!("failed journeys by first failure: {}", causes.join(", "));
+    }
     println!(
         "journey latency ms: p50 {} p90 {} p99 {} max {}",
         l["p50_ms"], l["p90_ms"], l["p99_ms"], l["max_ms"]
