@@ -691,3 +691,38 @@ async fn orders_page(State(s): State<AppState>, headers: HeaderMap) -> Response 
     };
     page("Your orders", user, body).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_paths_go_to_their_service() {
+        let up = Upstreams {
+            users: "U".into(),
+            catalog: "C".into(),
+            cart: "K".into(),
+            orders: "O".into(),
+        };
+        let cases = [
+            ("users/alice", Some("U")),
+            ("sessions/alice", Some("U")),
+            ("users/alice/orders", Some("O")),
+            ("books", Some("C")),
+            ("books/7", Some("C")),
+            ("books/7/stock", Some("C")),
+            ("carts/alice", Some("K")),
+            ("carts/alice/items/7", Some("K")),
+            ("orders/o-1", Some("O")),
+            ("admin/stock", Some("C")),
+            ("admin/totals", Some("O")),
+            ("reservations/o-1", None),
+            ("books/7/other", None),
+            ("", None),
+            ("metrics", None),
+        ];
+        for (path, want) in cases {
+            assert_eq!(upstream_for(&up, path), want, "{path}");
+        }
+    }
+}
