@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 const SECRET: &str = "integration-test-secret-0123456789";
+const ADMIN: &str = "integration-test-admin-token";
 
 fn pg_bin_dir() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
@@ -216,6 +217,7 @@ async fn start() -> Option<Stack> {
             .env("DATABASE_USER", "bookstore")
             .env("DATABASE_PASSWORD", "bookstore-pw")
             .env("TOKEN_SECRET", SECRET)
+            .env("ADMIN_TOKEN", ADMIN)
             .env(
                 "USERS_URL",
                 format!("http://127.0.0.1:{}", port_of("users")),
@@ -447,8 +449,14 @@ async fn bookstore_end_to_end() {
     assert_eq!(s, 400);
 
     // 20 concurrent orders for a book with stock 5: exactly 5 are paid.
+    let scarce =
+        json!({"title": "Scarce", "author": "Test Author", "price_cents": 1000, "stock": 5});
     let (s, _) = api
-        .call(M::PUT, "/books/9001", None, Some(json!({"title": "Scarce", "author": "Test Author", "price_cents": 1000, "stock": 5})))
+        .call(M::PUT, "/books/9001", Some(&t), Some(scarce.clone()))
+        .await;
+    assert_eq!(s, 401, "publishing needs the admin token");
+    let (s, _) = api
+        .call(M::PUT, "/books/9001", Some(ADMIN), Some(scarce))
         .await;
     assert_eq!(s, 201);
     let mut buyers = vec![];

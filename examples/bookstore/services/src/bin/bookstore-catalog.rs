@@ -15,9 +15,12 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::http::{header, Method};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -25,6 +28,7 @@ use bookstore::db::{Db, Migration};
 use bookstore::error::{ApiError, ApiResult};
 use bookstore::{config, metrics::Metrics, rules, server};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 const MIGRATIONS: &[Migration] = &["CREATE TABLE authors (
         id bigserial PRIMARY KEY,
@@ -94,8 +98,48 @@ async fn run() -> anyhow::Result<()> {
         .route("/books/{id}/stock", put(set_stock))
         .route("/reservations/{order_id}", put(reserve).delete(release))
         .route("/admin/stock", get(admin_stock))
+        .layer(axum::middleware::from_fn_with_state(
+            admin_token()?,
+            guard_writes,
+        ))
         .with_state(db);
     server::serve("catalog", router, Metrics::new("catalog")).await
+}
+
+/// ADMIN_TOKEN (or ADMIN_TOKEN_FILE): when set, publishing and stock changes
+/// need `Authorization: Bearer <it>`; unset, they are open (a demo shop).
+fn admin_token() -> anyhow::Result<Option<Arc<[u8]>>> {
+    let token = config::secret("ADMIN_TOKEN")?;
+    if token.is_none() {
+        tracing::warn!("ADMIN_TOKEN is not set: anyone may publish books and change stock");
+    }
+    Ok(token.map(|t| Arc::from(Sha256::digest(t.as_bytes()).as_slice())))
+}
+
+/// Guards PUT /books/… (publish, stock). Reservations are not guarded: only
+/// the orders service reaches them (the gateway does not route them).
+async fn guard_writes(
+    State(admin): State<Option<Arc<[u8]>>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if let Some(want) = admin {
+        if req.method() == Method::PUT && req.uri().path().starts_with("/books") {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            // Digests of equal length: the comparison time says nothing
+            // about how much of the token matched.
+            if Sha256::digest(given.as_bytes()).as_slice() != &*want {
+                return ApiError::unauthorized("publishing and stock changes need the admin token")
+                    .into_response();
+            }
+        }
+    }
+    next.run(req).await
 }
 
 /// 50 books on first start. Idempotent (fixed ids, ON CONFLICT DO NOTHING),
