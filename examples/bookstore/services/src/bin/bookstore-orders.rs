@@ -308,7 +308,10 @@ async fn advance(s: &AppState, id: &str) -> ApiResult<Order> {
                     })?;
                 finish(s, id, &reserved, false).await?;
             }
-            StatusCode::CONFLICT => {
+            // Out of stock, unknown book, or a cart catalog refuses (e.g.
+            // too many lines): final, or the order would stay pending. (A
+            // 404 would mean a misrouted call, not a verdict on the order.)
+            StatusCode::CONFLICT | StatusCode::BAD_REQUEST => {
                 let reason = payload["error"]
                     .as_str()
                     .unwrap_or("stock unavailable")
