@@ -412,10 +412,11 @@ impl Executor {
             .await;
             self.dataplane.kick();
             if health == Health::Unhealthy {
-                // Like Swarm: an unhealthy task is replaced (restart policy decides when).
+                // Like Swarm: an unhealthy task is replaced (restart policy
+                // decides when). Report the failure before stopping: the
+                // stop ends the container, the exit waiter then aborts this
+                // prober, and a graceful exit 0 must not read as `complete`.
                 self.stopping.lock().unwrap().insert(task.id.clone());
-                let c = container.clone();
-                let _ = self.blocking(move |rt| rt.stop(&c, None)).await;
                 let tail: String = output.chars().take(200).collect();
                 self.report(
                     &task.id,
@@ -424,6 +425,8 @@ impl Executor {
                     |r| r.health = Some(Health::Unhealthy),
                 )
                 .await;
+                let c = container.clone();
+                let _ = self.blocking(move |rt| rt.stop(&c, None)).await;
                 self.stopping.lock().unwrap().remove(&task.id);
                 return;
             }
