@@ -376,6 +376,17 @@ pub(crate) struct EthConfig {
     pub mtu: u32,
 }
 
+/// The interface's MAC, derived from its address (locally administered
+/// `02:42:` + the four address bytes, as Docker does). A replacement
+/// container often gets the address a killed one had; with a random MAC the
+/// host's neighbour entry for that address would still name the old MAC,
+/// and replies to the new container would vanish until the entry goes stale
+/// (seconds). With the same MAC for the same address the entry stays right.
+pub(crate) fn mac_for(address: Ipv4Addr) -> [u8; 6] {
+    let o = address.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
 /// Inside a container namespace: renames the veth peer to `cfg.name`, gives
 /// it the MTU and the address, sets it up and, for the primary interface,
 /// adds the default route via the gateway.
@@ -390,6 +401,7 @@ pub(crate) async fn configure_eth(h: &Handle, peer: &str, cfg: &EthConfig) -> Re
             LinkUnspec::new_with_index(index)
                 .name(name)
                 .mtu(cfg.mtu)
+                .address(mac_for(cfg.address).to_vec())
                 .build(),
         )
         .execute()
@@ -475,6 +487,14 @@ pub(crate) async fn set_host_vips(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mac_follows_the_address() {
+        assert_eq!(
+            mac_for(Ipv4Addr::new(10, 210, 0, 7)),
+            [0x02, 0x42, 10, 210, 0, 7]
+        );
+    }
 
     #[test]
     fn overlap_is_symmetric_and_exact() {
