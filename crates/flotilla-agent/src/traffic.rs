@@ -225,7 +225,8 @@ fn service_ports(svc: &ServiceEndpoints) -> Vec<(u16, Protocol)> {
         }
     }
     for e in &svc.expose {
-        if let Some(proto) = protocol_of(e.protocol, false) {
+        let http = svc.http_ports.contains(&e.port);
+        if let Some(proto) = protocol_of(e.protocol, http) {
             seen.entry((e.port, e.protocol == PortProtocol::Udp))
                 .or_insert(proto);
         }
@@ -292,6 +293,7 @@ mod tests {
                     protocol: PortProtocol::Tcp,
                 })
                 .collect(),
+            http_ports: vec![],
             dnsrr: false,
             stop_grace_ms: 1000,
         }
@@ -415,6 +417,19 @@ mod tests {
         assert_eq!(published.bind, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(published.endpoints[0].id, "w1");
         assert_eq!(p.proxy.listeners.len(), 4, "{by_name:#?}");
+    }
+
+    #[test]
+    fn http_ports_make_exposed_vip_ports_http_aware() {
+        let mut v = view();
+        let api = v.services.iter_mut().find(|s| s.name == "api").unwrap();
+        api.http_ports = vec![9000];
+        let p = plan(&v, &HashSet::new(), 53);
+        let names: Vec<&str> = p.proxy.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert!(
+            names.contains(&"vip:shop_back:shop_api:9000/http"),
+            "{names:?}"
+        );
     }
 
     #[test]

@@ -133,6 +133,10 @@ pub struct ServiceEndpoints {
     pub aliases: BTreeMap<String, Vec<String>>,
     pub spec_ports: Vec<flotilla_spec::Port>,
     pub expose: Vec<flotilla_spec::ExposedPort>,
+    /// Container ports that speak HTTP (`x-flotilla.http_ports`): their VIP
+    /// listeners are HTTP-aware, also for `expose:` ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_ports: Vec<u16>,
     pub dnsrr: bool,
     pub stop_grace_ms: u64,
 }

@@ -247,6 +247,11 @@ pub async fn networking(State(state): State<AppState>) -> ApiResult<Json<Network
                 .collect(),
             spec_ports: spec.ports.clone(),
             expose: spec.expose.clone(),
+            http_ports: spec
+                .x_flotilla
+                .as_ref()
+                .map(|x| x.http_ports.clone())
+                .unwrap_or_default(),
             dnsrr: spec.deploy.endpoint_mode == EndpointMode::Dnsrr,
             stop_grace_ms: spec.stop_grace_period.as_millis(),
         });
