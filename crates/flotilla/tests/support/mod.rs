@@ -20,6 +20,8 @@ pub struct Env {
     pub subnet: String,
     /// This test's pool for stack networks (a /26 carved into /28s).
     pub pool: String,
+    /// The prefix length of each stack network carved from `pool`.
+    pub prefix: u8,
 }
 
 impl Env {
@@ -56,7 +58,18 @@ impl Env {
             bridge,
             subnet,
             pool,
+            prefix: 28,
         }
+    }
+
+    /// Like [`Env::new`], with a /24 pool carved into /`prefix` stack
+    /// networks, for stacks with more tasks than a /28 holds.
+    pub fn with_big_pool(n: u32, prefix: u8) -> Env {
+        let mut env = Env::new(n);
+        let idx = (std::process::id() * 8 + n) % 256;
+        env.pool = format!("10.217.{idx}.0/24");
+        env.prefix = prefix;
+        env
     }
 
     pub fn write_stack(&self, yaml: &str) {
@@ -73,7 +86,7 @@ impl Env {
             .env("FLOTILLA_BRIDGE_NAME", &self.bridge)
             .env("FLOTILLA_BRIDGE_SUBNET", &self.subnet)
             .env("FLOTILLA_NETWORK_POOL", &self.pool)
-            .env("FLOTILLA_NETWORK_PREFIX", "28")
+            .env("FLOTILLA_NETWORK_PREFIX", self.prefix.to_string())
             .env_remove("FLOTILLA_TOKEN")
             .stdin(Stdio::null());
         c
@@ -169,7 +182,7 @@ impl Drop for Env {
             let _ = m.remove_bridge(&net);
             // Stack networks: every /28 of this test's pool, and the isolation rules.
             let pool: flotilla_net::Ipv4Net = self.pool.parse().unwrap();
-            for subnet in pool.subnets(28).unwrap() {
+            for subnet in pool.subnets(self.prefix).unwrap() {
                 let record = flotilla_core::network::NetworkRecord {
                     name: "cleanup".into(),
                     stack: String::new(),
