@@ -276,6 +276,27 @@ pub(crate) async fn ensure_bridge(h: &Handle, name: &str, subnet: Ipv4Net) -> Re
         ));
     }
     let info = summarise(&link);
+    // A bridge without an address of its own takes the lowest MAC of its
+    // ports and changes it when ports come and go; containers that cached
+    // the old one for the gateway or a VIP then send into the void until
+    // their neighbour entry expires. A fixed MAC (from the gateway address)
+    // keeps it stable, as Docker does.
+    let mac = mac_for(gateway);
+    let has_mac = link
+        .attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::Address(m) if m[..] == mac[..]));
+    if !has_mac {
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(info.index)
+                    .address(mac.to_vec())
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| NetError::netlink(format!("setting the MAC of bridge {name}"), e))?;
+    }
     add_address(h, info.index, gateway, prefix, &format!("bridge {name}")).await?;
     if !info.up {
         set_up(h, info.index, name).await?;
