@@ -12,7 +12,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use support::{tasks_of, wait_for, Env};
+use support::{free_port, tasks_of, wait_for, Env};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -48,14 +48,6 @@ fn stage_stack(env: &Env) {
     std::fs::create_dir_all(&secrets).unwrap();
     std::fs::write(secrets.join("db_password"), "e2e-db-password-0123").unwrap();
     std::fs::write(secrets.join("token_secret"), "e2e-token-secret-0123456789").unwrap();
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs bookstore-load with `args` against the shop; returns its JSON report.
@@ -152,7 +144,7 @@ fn bookstore_serves_journeys_through_kills_and_a_database_restart() {
     // 2. kill -9 of one replica of every stateless service while journeys run:
     //    no journey may fail (the proxy retries on another replica, and
     //    every write is idempotent).
-    let mut chaos = Command::new(load_bin())
+    let chaos = Command::new(load_bin())
         .args(["--url", &url, "--output", "json"])
         .args(["--rate", "4", "--duration", "20s", "--seed", "2"])
         .stdin(Stdio::null())

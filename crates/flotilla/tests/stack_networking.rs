@@ -17,20 +17,12 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{tasks_of, wait_for, Env};
+use support::{free_port, tasks_of, wait_for, Env};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// httpd on 8080 serving a page that names the replica (its hostname).
 const WHOAMI: &str = r#"["/bin/sh", "-c", "mkdir -p /www && /bin/busybox hostname > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www"]"#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn running(env: &Env, service: &str) -> Vec<Value> {
     let ps = env.json(&["ps"]);

@@ -244,3 +244,12 @@ impl Env {
         self.json(&["ps", "-a"]).as_array().unwrap().clone()
     }
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
