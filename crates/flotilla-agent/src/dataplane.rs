@@ -227,8 +227,8 @@ impl DataPlane {
         self.view.lock().unwrap().as_ref().and_then(known)
     }
 
-    /// Take `task` out of DNS and the proxy, then wait until nothing is in
-    /// flight to it or `grace` is over.
+    /// Take `task` out of DNS and the proxy, then wait until no HTTP request
+    /// is in flight to it or `grace` is over.
     pub async fn drain(&self, task: &str, grace: Duration) {
         self.draining.lock().unwrap().insert(task.to_string());
         if let Err(e) = self.refresh().await {
@@ -240,8 +240,11 @@ impl DataPlane {
                 self.apply(plan(&view, &excluded, self.dns_port)).await;
             }
         }
+        // Wait for HTTP requests only: L4 connections are often pools that
+        // never end on their own (a database's clients); the service closes
+        // them when it gets its stop signal, as under Kubernetes.
         let deadline = Instant::now() + grace;
-        while self.proxy.in_flight(task) > 0 && Instant::now() < deadline {
+        while self.proxy.requests_in_flight(task) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -25,15 +25,16 @@ pub(crate) struct EndpointState {
     /// `host:port` as a Host header, for requests that came without one,
     /// built once rather than formatted per request.
     pub host: hyper::header::HeaderValue,
-    /// Shared by every listener with this endpoint id: what `in_flight` reports.
-    in_flight: Arc<AtomicU64>,
+    /// Shared by every listener with this endpoint id: what `in_flight` and
+    /// `requests_in_flight` report.
+    in_flight: Arc<InFlightCounts>,
     ejected_until_ms: AtomicU64,
     backoff_ms: AtomicU64,
     pub metrics: EndpointMetrics,
 }
 
 impl EndpointState {
-    pub fn new(ep: Endpoint, in_flight: Arc<AtomicU64>, metrics: EndpointMetrics) -> Self {
+    pub fn new(ep: Endpoint, in_flight: Arc<InFlightCounts>, metrics: EndpointMetrics) -> Self {
         let host = hyper::header::HeaderValue::from_str(&ep.addr.to_string())
             .expect("a socket address is a valid header value");
         EndpointState {
@@ -47,7 +48,7 @@ impl EndpointState {
     }
 
     fn outstanding(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.in_flight.all.load(Ordering::Relaxed)
     }
 
     fn is_ejected(&self, now: u64) -> bool {
@@ -72,20 +73,42 @@ impl EndpointState {
         }
     }
 
-    /// Counts one connection/request in flight until the guard drops.
+    /// Counts one L4 connection or UDP session in flight until the guard drops.
     pub fn enter(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.all.fetch_add(1, Ordering::Relaxed);
         self.metrics.in_flight.inc();
-        InFlight(self.clone())
+        InFlight(self.clone(), false)
+    }
+
+    /// Counts one HTTP request in flight until the guard drops.
+    pub fn enter_request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.requests.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.all.fetch_add(1, Ordering::Relaxed);
+        self.metrics.in_flight.inc();
+        InFlight(self.clone(), true)
     }
 }
 
-/// One connection or request in progress on an endpoint.
-pub(crate) struct InFlight(Arc<EndpointState>);
+/// What is in progress on one endpoint, over every listener.
+#[derive(Default, Debug)]
+pub(crate) struct InFlightCounts {
+    /// Connections, sessions and requests: the load balancer's measure.
+    pub all: AtomicU64,
+    /// HTTP requests only: what draining waits for. An L4 connection may be
+    /// a client's pool that never ends on its own (a database pool); the
+    /// service closes those itself when it gets its stop signal.
+    pub requests: AtomicU64,
+}
+
+/// One connection or request (`.1`) in progress on an endpoint.
+pub(crate) struct InFlight(Arc<EndpointState>, bool);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.all.fetch_sub(1, Ordering::Relaxed);
+        if self.1 {
+            self.0.in_flight.requests.fetch_sub(1, Ordering::Relaxed);
+        }
         self.0.metrics.in_flight.dec();
     }
 }
@@ -209,7 +232,11 @@ mod tests {
     fn in_flight_guard_counts_down() {
         let s = set(1);
         let g = s[0].enter();
-        assert_eq!(s[0].outstanding(), 1);
+        let r = s[0].enter_request();
+        assert_eq!(s[0].outstanding(), 2);
+        assert_eq!(s[0].in_flight.requests.load(Ordering::Relaxed), 1);
+        drop(r);
+        assert_eq!(s[0].in_flight.requests.load(Ordering::Relaxed), 0);
         drop(g);
         assert_eq!(s[0].outstanding(), 0);
     }

@@ -165,7 +165,7 @@ async fn handle(
             );
         };
         let ep = &backends.endpoints[i];
-        let in_flight = ep.enter();
+        let in_flight = ep.enter_request();
         let can_retry_more =
             tried.len() < max_retries && tried.len() + 1 < backends.endpoints.len();
         let (up_body, replayable) = match &mut body {

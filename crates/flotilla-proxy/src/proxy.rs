@@ -3,13 +3,13 @@
 //! while draining a task.
 
 use crate::config::{ListenerConfig, ProxyConfig};
-use crate::endpoints::{Backends, EndpointState, ListenerShared};
+use crate::endpoints::{Backends, EndpointState, InFlightCounts, ListenerShared};
 use crate::listener::{self, Running};
 use crate::metrics::Metrics;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The node's proxy. Cheap to clone; every clone drives the same listeners.
@@ -24,7 +24,7 @@ struct Inner {
     listeners: tokio::sync::Mutex<HashMap<String, Running>>,
     /// In-flight counter per endpoint id, shared by every listener (and by
     /// connections still draining on endpoints no longer configured).
-    in_flight: Mutex<HashMap<String, Arc<AtomicU64>>>,
+    in_flight: Mutex<HashMap<String, Arc<InFlightCounts>>>,
     /// Bound addresses, readable without waiting for an `apply` in progress.
     addrs: RwLock<HashMap<String, SocketAddr>>,
     /// (service, endpoint id) pairs that have metric series; pruned once
@@ -139,7 +139,7 @@ impl Proxy {
             .in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, c| Arc::strong_count(c) > 1 || c.load(Ordering::Relaxed) > 0);
+            .retain(|_, c| Arc::strong_count(c) > 1 || c.all.load(Ordering::Relaxed) > 0);
         *self.inner.addrs.write().unwrap_or_else(|p| p.into_inner()) =
             listeners.iter().map(|(n, r)| (n.clone(), r.addr)).collect();
         errors
@@ -153,7 +153,18 @@ impl Proxy {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(endpoint_id)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+            .map_or(0, |c| c.all.load(Ordering::Relaxed))
+    }
+
+    /// HTTP requests in progress to this endpoint (over all listeners): what
+    /// a drain waits for before the endpoint's container is stopped.
+    pub fn requests_in_flight(&self, endpoint_id: &str) -> u64 {
+        self.inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(endpoint_id)
+            .map_or(0, |c| c.requests.load(Ordering::Relaxed))
     }
 
     /// The address a listener is actually bound to (useful with port 0).
@@ -217,7 +228,7 @@ impl Proxy {
         );
     }
 
-    fn counter(&self, id: &str) -> Arc<AtomicU64> {
+    fn counter(&self, id: &str) -> Arc<InFlightCounts> {
         self.inner
             .in_flight
             .lock()
