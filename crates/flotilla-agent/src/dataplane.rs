@@ -108,7 +108,7 @@ impl DataPlane {
     pub async fn refresh(&self) -> anyhow::Result<()> {
         let _one_at_a_time = self.refreshing.lock().await;
         let view = self.client.networking().await?;
-        let plan = plan(&view, &self.excluded(), self.dns_port);
+        let plan = plan(&view, &self.excluded(&view), self.dns_port);
         *self.view.lock().unwrap() = Some(view);
         self.apply(plan).await;
         Ok(())
@@ -236,7 +236,7 @@ impl DataPlane {
             tracing::debug!(error = %format!("{e:#}"), "refresh before drain");
             let view = self.view.lock().unwrap().clone();
             if let Some(view) = view {
-                let excluded = self.excluded();
+                let excluded = self.excluded(&view);
                 self.apply(plan(&view, &excluded, self.dns_port)).await;
             }
         }
@@ -249,11 +249,12 @@ impl DataPlane {
         }
     }
 
-    /// Tasks that must get no traffic from this node: draining or failing.
-    fn excluded(&self) -> HashSet<String> {
-        let draining = self.draining.lock().unwrap();
-        let failing = self.failing.lock().unwrap();
-        draining.union(&failing).cloned().collect()
+    /// Tasks that must get no traffic from this node: draining, and failing
+    /// ones (see [`crate::traffic::excluded`] for when those stay in).
+    fn excluded(&self, view: &Networking) -> HashSet<String> {
+        let draining = self.draining.lock().unwrap().clone();
+        let failing = self.failing.lock().unwrap().clone();
+        crate::traffic::excluded(view, &draining, &failing)
     }
 
     /// The task is gone: stop tracking it.

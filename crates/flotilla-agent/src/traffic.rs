@@ -45,6 +45,36 @@ fn ready(task: &TaskEndpoint, draining: &HashSet<String>) -> bool {
     !draining.contains(&task.id) && matches!(task.health, Health::Healthy | Health::None)
 }
 
+/// The tasks to keep out of DNS and the proxy: every draining one, and the
+/// ones whose last probe failed — unless that would leave their service
+/// with no replica at all. When every replica fails a probe at once, a
+/// shared dependency (its database restarting) is the likelier cause than
+/// every replica breaking; sending to them beats answering 503 for sure
+/// until the next probe (fail open, as Envoy's panic threshold does).
+pub fn excluded(
+    view: &Networking,
+    draining: &HashSet<String>,
+    failing: &HashSet<String>,
+) -> HashSet<String> {
+    let mut out = draining.clone();
+    let mut by_service: BTreeMap<&str, Vec<&TaskEndpoint>> = BTreeMap::new();
+    for t in view.tasks.iter().filter(|t| ready(t, draining)) {
+        by_service.entry(t.service.as_str()).or_default().push(t);
+    }
+    for tasks in by_service.values() {
+        if tasks.iter().all(|t| failing.contains(&t.id)) {
+            continue;
+        }
+        out.extend(
+            tasks
+                .iter()
+                .filter(|t| failing.contains(&t.id))
+                .map(|t| t.id.clone()),
+        );
+    }
+    out
+}
+
 pub fn plan(view: &Networking, draining: &HashSet<String>, dns_port: u16) -> TrafficPlan {
     let ready_tasks: BTreeMap<&str, Vec<&TaskEndpoint>> = view
         .tasks
@@ -417,6 +447,38 @@ mod tests {
         assert_eq!(published.bind, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(published.endpoints[0].id, "w1");
         assert_eq!(p.proxy.listeners.len(), 4, "{by_name:#?}");
+    }
+
+    #[test]
+    fn failing_replicas_stay_in_when_every_replica_fails() {
+        let mut v = view();
+        let web = v
+            .tasks
+            .iter()
+            .find(|t| t.service == "shop_web")
+            .unwrap()
+            .clone();
+        let mut second = web.clone();
+        second.id = "w2".into();
+        v.tasks.push(second);
+        let none = HashSet::new();
+        let one: HashSet<String> = [web.id.clone()].into();
+        assert_eq!(
+            excluded(&v, &none, &one),
+            one,
+            "one of two failing: it leaves"
+        );
+        let both: HashSet<String> = [web.id.clone(), "w2".to_string()].into();
+        assert!(
+            excluded(&v, &none, &both).is_empty(),
+            "all failing: they stay (fail open)"
+        );
+        let draining: HashSet<String> = ["w2".to_string()].into();
+        assert_eq!(
+            excluded(&v, &draining, &one),
+            draining,
+            "the one ready replica left is failing: it stays, the draining one goes"
+        );
     }
 
     #[test]
