@@ -736,8 +736,16 @@ fn field_mut<'n>(node: &'n mut Node, key: &str) -> Option<&'n mut Node> {
 }
 
 fn rebase_scalar(node: &mut Node, abs: &dyn Fn(&str) -> String) {
-    if let Value::Scalar { text, .. } = &mut node.value {
-        if !text.is_empty() && !node_is_url(text) {
+    if let Value::Scalar { text, plain } = &mut node.value {
+        // An unquoted number, boolean or null is not a path: leave it for
+        // normalisation to refuse as the wrong type (as the schema does),
+        // instead of turning `build: 5` into the directory `<dir>/5`.
+        let typed = *plain
+            && (yaml::is_null_text(text)
+                || yaml::parse_bool(text).is_some()
+                || text.parse::<i64>().is_ok()
+                || yaml::parse_float(text).is_some());
+        if !text.is_empty() && !typed && !node_is_url(text) {
             *text = abs(text);
         }
     }

@@ -36,13 +36,22 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
     let mut label_files: Vec<&Node> = Vec::new();
     let mut scale: Option<(u64, &Node)> = None;
     let mut deploy_node: Option<&Node> = None;
+    // `image`/`build` present but of the wrong type: already reported, so
+    // "has neither `image` nor `build`" would only be noise after it.
+    let mut refused_image_or_build = false;
     for (k, v) in map {
         let key = k.as_str().unwrap_or_default();
         let c = format!("{path}.{key}");
         let c = c.as_str();
         match key {
-            "image" => s.image = cx.opt_string(v, c),
-            "build" => s.build = build(cx, v, c),
+            "image" => {
+                s.image = cx.opt_string(v, c);
+                refused_image_or_build |= s.image.is_none() && !v.is_null();
+            }
+            "build" => {
+                s.build = build(cx, v, c);
+                refused_image_or_build |= s.build.is_none() && !v.is_null();
+            }
             "command" => s.command = command(cx, v, c),
             "entrypoint" => s.entrypoint = command(cx, v, c),
             "environment" => environment = Some(v),
@@ -167,7 +176,8 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
             s.healthcheck = Some(h);
         }
     }
-    if s.image.is_none() && s.build.is_none() && !has_extends(node) {
+    if s.image.is_none() && s.build.is_none() && !refused_image_or_build && !has_extends(node)
+    {
         cx.error(
             node.pos
                 .error(format!("{ctx} has neither `image` nor `build`"))
