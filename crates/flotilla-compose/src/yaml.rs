@@ -18,6 +18,13 @@ pub struct Limits {
     pub max_depth: usize,
     /// Total nodes after alias expansion.
     pub max_nodes: usize,
+    /// Nodes that aliases may add, as a multiple of the nodes written in
+    /// the file so far (but always at least `alias_floor`). A real file
+    /// reuses a few anchors a few times; an alias bomb is a tiny file whose
+    /// aliases multiply, so it is refused after a small amount of copying
+    /// instead of at `max_nodes`.
+    pub alias_ratio: usize,
+    pub alias_floor: usize,
 }
 
 impl Default for Limits {
@@ -26,6 +33,8 @@ impl Default for Limits {
             max_bytes: 16 * 1024 * 1024,
             max_depth: 256,
             max_nodes: 1_000_000,
+            alias_ratio: 100,
+            alias_floor: 10_000,
         }
     }
 }
@@ -259,6 +268,19 @@ pub fn parse_float(text: &str) -> Option<f64> {
 /// Parse one YAML document into a spanned tree. An empty document is an
 /// empty mapping. All problems found are returned together.
 pub fn parse(source: &Arc<Source>, limits: Limits) -> Result<Node, Vec<Diagnostic>> {
+    parse_document(source, limits).map(|d| d.root)
+}
+
+/// A parsed document and what the loader wants to know about it without
+/// walking the tree again.
+pub struct Document {
+    pub root: Node,
+    /// Whether any node carries `!reset` or `!override`.
+    pub merge_tags: bool,
+}
+
+/// [`parse`], also telling whether the document uses merge tags.
+pub fn parse_document(source: &Arc<Source>, limits: Limits) -> Result<Document, Vec<Diagnostic>> {
     let file_pos = Pos::file_only(source.clone());
     if source.text.len() > limits.max_bytes {
         return Err(vec![file_pos.error(format!(
@@ -271,11 +293,14 @@ pub fn parse(source: &Arc<Source>, limits: Limits) -> Result<Node, Vec<Diagnosti
         source: source.clone(),
         limits,
         anchors: HashMap::new(),
-        stack: Vec::new(),
+        frames: Vec::new(),
+        items: Vec::new(),
         nodes: 0,
+        aliased: 0,
         errors: Vec::new(),
         root: None,
         documents: 0,
+        merge_tags: false,
     };
     let mut parser = Parser::new_from_str(&source.text);
     loop {
@@ -302,38 +327,62 @@ pub fn parse(source: &Arc<Source>, limits: Limits) -> Result<Node, Vec<Diagnosti
     if !b.errors.is_empty() {
         return Err(b.errors);
     }
-    Ok(b.root.unwrap_or(Node {
-        value: Value::Map(Vec::new()),
-        pos: file_pos,
-        tag: None,
-    }))
+    Ok(Document {
+        root: b.root.unwrap_or(Node {
+            value: Value::Map(Vec::new()),
+            pos: file_pos,
+            tag: None,
+        }),
+        merge_tags: b.merge_tags,
+    })
 }
 
-enum Frame {
-    Seq(Node, usize, Vec<Node>),
-    /// Node, anchor, entries, pending key, keys seen (O(1) duplicate check).
-    Map(
-        Node,
-        usize,
-        Vec<(Node, Node)>,
-        Option<Node>,
-        HashSet<String>,
-    ),
+/// Above this many keys a mapping checks for duplicates through a hash set;
+/// below it a scan of the keys so far is cheaper than hashing (and
+/// allocates nothing), and most mappings in a stack file are this small.
+const LINEAR_KEY_SCAN: usize = 16;
+
+/// An open sequence or mapping. Its children so far are `items[start..]`
+/// of the builder (for a mapping: key, value, key, value...), so building
+/// needs no vector per open collection and each finished collection gets a
+/// vector of exactly its size.
+struct Frame {
+    node: Node,
+    anchor: usize,
+    start: usize,
+    map: bool,
+    /// Keys seen, for mappings past `LINEAR_KEY_SCAN` keys.
+    seen: Option<HashSet<String>>,
 }
 
 struct Builder {
     source: Arc<Source>,
     limits: Limits,
-    anchors: HashMap<usize, Node>,
-    stack: Vec<Frame>,
+    /// Anchored nodes with their expanded size in nodes, computed once when
+    /// the anchor is defined: an alias is charged to the budget in O(1) and
+    /// refused before anything is copied.
+    anchors: HashMap<usize, (Node, usize)>,
+    frames: Vec<Frame>,
+    items: Vec<Node>,
+    /// Nodes so far, including alias expansions.
     nodes: usize,
+    /// Of those, nodes copied by aliases.
+    aliased: usize,
     errors: Vec<Diagnostic>,
     root: Option<Node>,
     documents: usize,
+    merge_tags: bool,
 }
+
+const ALIAS_BOMB_HELP: &str =
+    "this looks like an alias bomb (\"billion laughs\"); Flotilla refuses it";
 
 /// Fatal: stop building (the reason is in `errors`).
 struct Stop;
+
+fn is_merge_key(key: &Node) -> bool {
+    matches!(&key.value, Value::Scalar { text, plain: true } if text == "<<")
+}
 
 impl Builder {
     fn pos_at(&self, line: usize, column: usize, width: usize) -> Pos {
@@ -355,27 +404,54 @@ impl Builder {
     }
 
     fn count(&mut self, n: usize, pos: &Pos) -> Result<(), Stop> {
-        self.nodes += n;
+        self.nodes = self.nodes.saturating_add(n);
         if self.nodes > self.limits.max_nodes {
             self.errors.push(
                 pos.error(format!(
                     "document expands to more than {} nodes (aliases expanding too much?)",
                     self.limits.max_nodes
                 ))
-                .with_help(
-                    "this looks like an alias bomb (\"billion laughs\"); Flotilla refuses it",
-                ),
+                .with_help(ALIAS_BOMB_HELP),
             );
             return Err(Stop);
         }
         Ok(())
     }
 
+    /// Charge an alias of `size` nodes, before it is copied.
+    fn count_alias(&mut self, size: usize, pos: &Pos) -> Result<(), Stop> {
+        let written = self.nodes - self.aliased;
+        let budget = written
+            .saturating_mul(self.limits.alias_ratio)
+            .max(self.limits.alias_floor);
+        self.aliased = self.aliased.saturating_add(size);
+        if self.aliased > budget {
+            self.errors.push(
+                pos.error(format!(
+                    "aliases expand to more than {budget} nodes, from only {written} nodes written in the file up to here"
+                ))
+                .with_label("this alias goes over the limit")
+                .with_help(format!(
+                    "this looks like an alias bomb (\"billion laughs\"); Flotilla refuses aliases that add more than {} times the nodes written (and more than {})",
+                    self.limits.alias_ratio, self.limits.alias_floor
+                )),
+            );
+            return Err(Stop);
+        }
+        self.count(size, pos)
+    }
+
     fn tag_of(&mut self, tag: Option<&saphyr_parser::Tag>, pos: &Pos) -> (Option<MergeTag>, bool) {
         let Some(tag) = tag else { return (None, false) };
         match (tag.handle.as_str(), tag.suffix.as_str()) {
-            ("!", "reset") => (Some(MergeTag::Reset), false),
-            ("!", "override") => (Some(MergeTag::Override), false),
+            ("!", "reset") => {
+                self.merge_tags = true;
+                (Some(MergeTag::Reset), false)
+            }
+            ("!", "override") => {
+                self.merge_tags = true;
+                (Some(MergeTag::Override), false)
+            }
             ("!!", "str") | ("tag:yaml.org,2002:", "str") => (None, true),
             ("!!", _) | ("tag:yaml.org,2002:", _) => (None, false),
             (h, s) => {
@@ -406,15 +482,16 @@ impl Builder {
             }
             Event::Alias(id) => {
                 let pos = self.pos(&span);
-                let Some(target) = self.anchors.get(&id).cloned() else {
+                let Some(&(_, size)) = self.anchors.get(&id) else {
                     self.errors
                         .push(pos.error("alias refers to an unknown anchor"));
                     return Err(Stop);
                 };
-                self.count(target.size(), &pos)?;
+                // Charge the whole expansion before copying any of it.
+                self.count_alias(size, &pos)?;
+                let mut node = self.anchors[&id].0.clone();
                 // Keep the anchor's content but point at the alias for messages
                 // about the node as a whole.
-                let mut node = target;
                 node.pos = pos;
                 self.push_node(node, 0)?;
             }
@@ -432,94 +509,119 @@ impl Builder {
                 };
                 self.push_node(node, anchor)?;
             }
-            Event::SequenceStart(anchor, tag) => {
-                let pos = self.pos(&span);
-                self.open(&pos)?;
-                let (tag, _) = self.tag_of(tag.as_deref(), &pos);
-                let node = Node {
-                    value: Value::Seq(Vec::new()),
-                    pos,
-                    tag,
-                };
-                self.stack.push(Frame::Seq(node, anchor, Vec::new()));
-            }
-            Event::MappingStart(anchor, tag) => {
-                let pos = self.pos(&span);
-                self.open(&pos)?;
-                let (tag, _) = self.tag_of(tag.as_deref(), &pos);
-                let node = Node {
-                    value: Value::Map(Vec::new()),
-                    pos,
-                    tag,
-                };
-                self.stack
-                    .push(Frame::Map(node, anchor, Vec::new(), None, HashSet::new()));
-            }
-            Event::SequenceEnd => {
-                if let Some(Frame::Seq(mut node, anchor, items)) = self.stack.pop() {
-                    node.value = Value::Seq(items);
-                    self.push_node(node, anchor)?;
-                }
-            }
-            Event::MappingEnd => {
-                if let Some(Frame::Map(mut node, anchor, entries, _, _)) = self.stack.pop() {
-                    node.value = Value::Map(self.apply_merge_keys(entries));
-                    self.push_node(node, anchor)?;
+            Event::SequenceStart(anchor, tag) => self.open(&span, anchor, tag, false)?,
+            Event::MappingStart(anchor, tag) => self.open(&span, anchor, tag, true)?,
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some(frame) = self.frames.pop() {
+                    let mut node = frame.node;
+                    if frame.map {
+                        let mut entries = Vec::with_capacity((self.items.len() - frame.start) / 2);
+                        let mut children = self.items.drain(frame.start..);
+                        while let (Some(k), Some(v)) = (children.next(), children.next()) {
+                            entries.push((k, v));
+                        }
+                        drop(children);
+                        node.value = Value::Map(self.apply_merge_keys(entries));
+                    } else {
+                        node.value = Value::Seq(self.items.drain(frame.start..).collect());
+                    }
+                    self.push_node(node, frame.anchor)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn open(&mut self, pos: &Pos) -> Result<(), Stop> {
-        self.count(1, pos)?;
-        if self.stack.len() >= self.limits.max_depth {
+    fn open(
+        &mut self,
+        span: &Span,
+        anchor: usize,
+        tag: Option<std::borrow::Cow<'_, saphyr_parser::Tag>>,
+        map: bool,
+    ) -> Result<(), Stop> {
+        let pos = self.pos(span);
+        self.count(1, &pos)?;
+        if self.frames.len() >= self.limits.max_depth {
             self.errors.push(pos.error(format!(
                 "nesting deeper than {} levels",
                 self.limits.max_depth
             )));
             return Err(Stop);
         }
+        let (tag, _) = self.tag_of(tag.as_deref(), &pos);
+        let value = if map {
+            Value::Map(Vec::new())
+        } else {
+            Value::Seq(Vec::new())
+        };
+        self.frames.push(Frame {
+            node: Node { value, pos, tag },
+            anchor,
+            start: self.items.len(),
+            map,
+            seen: None,
+        });
         Ok(())
     }
 
     fn push_node(&mut self, node: Node, anchor: usize) -> Result<(), Stop> {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            let size = node.size();
+            self.anchors.insert(anchor, (node.clone(), size));
         }
-        match self.stack.last_mut() {
-            None => self.root = Some(node),
-            Some(Frame::Seq(_, _, items)) => items.push(node),
-            Some(Frame::Map(_, _, entries, pending, seen)) => match pending.take() {
-                None => {
-                    if !matches!(node.value, Value::Scalar { .. }) {
-                        let d = node
-                            .pos
-                            .error("mapping keys must be plain strings, not a list or mapping");
-                        self.errors.push(d);
-                    }
-                    *pending = Some(node);
+        let Some(frame) = self.frames.last_mut() else {
+            self.root = Some(node);
+            return Ok(());
+        };
+        let filled = self.items.len() - frame.start;
+        if !frame.map {
+            self.items.push(node);
+        } else if filled % 2 == 0 {
+            // A key.
+            if !matches!(node.value, Value::Scalar { .. }) {
+                let d = node
+                    .pos
+                    .error("mapping keys must be plain strings, not a list or mapping");
+                self.errors.push(d);
+            }
+            self.items.push(node);
+        } else {
+            // The value of the key just before it.
+            let key = &self.items[self.items.len() - 1];
+            let dup = !is_merge_key(key) && {
+                let name = key.as_str().unwrap_or_default();
+                let earlier = &self.items[frame.start..self.items.len() - 1];
+                if let Some(seen) = &mut frame.seen {
+                    !seen.insert(name.to_string())
+                } else if filled / 2 < LINEAR_KEY_SCAN {
+                    earlier
+                        .iter()
+                        .step_by(2)
+                        .any(|k| !is_merge_key(k) && k.as_str().unwrap_or_default() == name)
+                } else {
+                    let mut seen: HashSet<String> = earlier
+                        .iter()
+                        .step_by(2)
+                        .filter(|k| !is_merge_key(k))
+                        .map(|k| k.as_str().unwrap_or_default().to_string())
+                        .collect();
+                    let dup = !seen.insert(name.to_string());
+                    frame.seen = Some(seen);
+                    dup
                 }
-                Some(key) => {
-                    let is_merge =
-                        matches!(&key.value, Value::Scalar { text, plain: true } if text == "<<");
-                    let dup =
-                        !is_merge && !seen.insert(key.as_str().unwrap_or_default().to_string());
-                    if dup {
-                        let name = key.as_str().unwrap_or_default().to_string();
-                        self.errors.push(
-                            key.pos
-                                .error(format!("duplicate key `{name}`"))
-                                .with_label("defined again here")
-                                .with_help(
-                                    "each key may appear only once in a mapping; remove one",
-                                ),
-                        );
-                    } else {
-                        entries.push((key, node));
-                    }
-                }
-            },
+            };
+            if dup {
+                let key = self.items.pop().expect("the key is on the stack");
+                let name = key.as_str().unwrap_or_default().to_string();
+                self.errors.push(
+                    key.pos
+                        .error(format!("duplicate key `{name}`"))
+                        .with_label("defined again here")
+                        .with_help("each key may appear only once in a mapping; remove one"),
+                );
+            } else {
+                self.items.push(node);
+            }
         }
         Ok(())
     }
@@ -628,10 +730,47 @@ mod tests {
         }
         let err = load(&text).unwrap_err();
         assert!(
+            err[0].message.starts_with("aliases expand to more than 10000 nodes"),
+            "{:?}",
+            err[0]
+        );
+        // Refused while building `a3` (11,111 nodes), after copying about
+        // 10,000 nodes: far from the million of the total node cap.
+        assert_eq!(err[0].line, 4, "{:?}", err[0]);
+        // Without the ratio the total cap still holds.
+        let limits = Limits {
+            alias_ratio: usize::MAX,
+            ..Limits::default()
+        };
+        let err = parse(&Source::new("t.yml", text), limits).unwrap_err();
+        assert!(
             err[0].message.contains("more than 1000000 nodes"),
             "{:?}",
             err[0]
         );
+    }
+
+    #[test]
+    fn anchors_reused_by_every_service_are_fine() {
+        let mut text = String::from("x-defaults: &d
+  restart: always
+  deploy:
+");
+        text.push_str("    resources: {limits: {cpus: '1', memory: 1G}}
+");
+        text.push_str("    labels: [a=1, b=2, c=3, d=4, e=5, f=6, g=7, h=8]
+");
+        text.push_str("services:
+");
+        for i in 0..2_000 {
+            text.push_str(&format!("  s{i}:
+    <<: *d
+    image: x
+"));
+        }
+        let n = load(&text).unwrap();
+        let s = n.get("services").unwrap().get("s1999").unwrap();
+        assert_eq!(s.get("restart").unwrap().as_str(), Some("always"));
     }
 
     #[test]
