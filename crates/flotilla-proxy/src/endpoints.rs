@@ -126,6 +126,8 @@ pub(crate) struct ListenerShared {
     pub service: String,
     pub backends: arc_swap::ArcSwap<Backends>,
     pub metrics: ServiceMetrics,
+    /// Idle upstream HTTP connections its client connections share.
+    pub idle: Arc<crate::upstream::SharedIdle>,
 }
 
 /// Power of two choices among endpoints not yet `tried` (indices into

@@ -1,12 +1,12 @@
 //! L7: HTTP/1.1 and h2 (prior knowledge) from clients, balanced per request
 //! over keep-alive HTTP/1.1 connections to the endpoints (kept per client
-//! connection, see `upstream`), with retries
+//! connection, then shared by the listener; see `upstream`), with retries
 //! on another endpoint for connect failures and for idempotent requests
 //! that failed before any response byte arrived.
 
 use crate::body::ProxyBody;
 use crate::endpoints::{pick, InFlight, ListenerShared};
-use crate::upstream::{SendError, Upstream, UpstreamConns};
+use crate::upstream::{SendError, Upstream, UpstreamConns, FRESH_IDLE_AGE};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 /// Request bodies up to this size (with a known length) are buffered so the
@@ -35,7 +35,7 @@ pub(crate) async fn serve_connection(stream: TcpStream, shared: Arc<ListenerShar
         .header_read_timeout(timeouts.idle())
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
-    let conns = Arc::new(UpstreamConns::default());
+    let conns = Arc::new(UpstreamConns::new(shared.idle.clone()));
     let svc = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
         let conns = conns.clone();
@@ -195,9 +195,22 @@ async fn handle(
         }
         ep.metrics.requests.inc();
         let start = Instant::now();
-        let attempt = conns.send(ep.ep.addr, up, backends.timeouts.connect(), || {
-            ep.metrics.connections.inc();
-        });
+        // A request that may not be retried only goes on a connection the
+        // endpoint is unlikely to be closing (see `FRESH_IDLE_AGE`).
+        let max_idle_age = if idempotent && replayable {
+            Duration::MAX
+        } else {
+            FRESH_IDLE_AGE
+        };
+        let attempt = conns.send(
+            ep.ep.addr,
+            up,
+            backends.timeouts.connect(),
+            max_idle_age,
+            || {
+                ep.metrics.connections.inc();
+            },
+        );
         match tokio::time::timeout(backends.timeouts.request(), attempt).await {
             Ok(Ok((resp, conn))) => {
                 ep.connect_succeeded();

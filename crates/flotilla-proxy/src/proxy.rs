@@ -110,6 +110,11 @@ impl Proxy {
                         .backends
                         .store(Arc::new(self.backends(l, Some(&old))));
                     r.cfg = l.clone();
+                    // Idle connections to endpoints that left (or are
+                    // draining) are closed now rather than reused.
+                    r.shared
+                        .idle
+                        .retain(&l.endpoints.iter().map(|e| e.addr).collect());
                 }
                 continue;
             }
@@ -117,6 +122,7 @@ impl Proxy {
                 service: l.service.clone(),
                 backends: arc_swap::ArcSwap::from_pointee(self.backends(l, None)),
                 metrics: self.inner.metrics.service(&l.service),
+                idle: Arc::default(),
             });
             match listener::start(l, shared) {
                 Ok(r) => {

@@ -1,8 +1,15 @@
-//! The upstream HTTP/1.1 connections of one client connection.
+//! Upstream HTTP/1.1 connections: those of one client connection, and the
+//! idle ones a listener's client connections share.
 //!
 //! Each client connection keeps the few keep-alive connections it opened to
 //! endpoints and reuses one whenever the balancer (still deciding per
-//! request) picks the same endpoint again. The upstream connection's I/O is
+//! request) picks the same endpoint again. When it has none for the picked
+//! endpoint it takes one from the listener's shared idle pool
+//! (`SharedIdle`), and its idle connections go there when the client
+//! connection ends: without that, clients that open a connection per
+//! request (`Connection: close`, short-lived scripts) would make the proxy
+//! dial the endpoint for every request too, which halved throughput against
+//! HAProxy's `http-reuse`. The upstream connection's I/O is
 //! driven by the client connection's own task: while waiting for the
 //! response headers by the request, then by the response body as the client
 //! side writes it out. Compared with hyper-util's legacy pooled client this
@@ -19,18 +26,36 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 /// Idle upstream connections one client connection keeps at most: with
 /// three endpoints, P2C lands on a cached one most of the time, and an h2
 /// client with several streams in flight opens extra ones as it needs.
 const MAX_IDLE: usize = 4;
+
+/// Idle connections the shared pool keeps per endpoint at most; enough
+/// for a few hundred client connections that each had one request in
+/// flight, bounded so a burst does not pin file descriptors for long.
+const MAX_SHARED_IDLE: usize = 256;
+
+/// A connection idle for longer is closed rather than reused: endpoints
+/// close idle keep-alive connections on their own schedule (often 5 s to
+/// 2 min), and a reused connection that the endpoint is closing at that
+/// moment fails the request.
+const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
+
+/// A request that may not be sent twice (POST, PATCH) only reuses a
+/// connection idle for less than this: if the endpoint closed it in the
+/// meantime, the request could fail after it was written, with no retry
+/// allowed. Idempotent requests are retried in that case instead.
+pub(crate) const FRESH_IDLE_AGE: Duration = Duration::from_secs(2);
 
 type Sender = http1::SendRequest<ProxyBody>;
 type Conn = http1::Connection<TokioIo<TcpStream>, ProxyBody>;
@@ -41,9 +66,19 @@ pub(crate) struct Upstream {
     addr: SocketAddr,
     sender: Sender,
     conn: Pin<Box<Conn>>,
+    /// When its last response completed (set by `put`).
+    idle_since: Instant,
 }
 
 impl Upstream {
+    /// Whether it is still open. Polls the connection once (nobody polled
+    /// it while idle), so an endpoint's close that already arrived is
+    /// noticed before a request is written to it.
+    fn is_open(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.poll_conn(&mut cx).is_pending() && !self.sender.is_closed()
+    }
+
     /// Moves the connection's I/O forward; Ready once it has closed (by
     /// either side, or on an error), after which it must not be reused.
     pub fn poll_conn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -119,36 +154,51 @@ impl std::fmt::Display for SendError {
     }
 }
 
-/// Idle upstream connections owned by one client connection; dropped (and
-/// so closed) with it. Connections in use are owned by their request and
-/// then by its response body, which gives them back once it is complete.
-#[derive(Default)]
+/// Idle upstream connections owned by one client connection; handed to the
+/// listener's shared pool when it ends. Connections in use are owned by
+/// their request and then by its response body, which gives them back once
+/// it is complete.
 pub(crate) struct UpstreamConns {
     idle: Mutex<Vec<Upstream>>,
+    shared: Arc<SharedIdle>,
 }
 
 impl UpstreamConns {
-    /// A cached connection to `addr` that is still open.
-    fn take(&self, addr: SocketAddr) -> Option<Upstream> {
+    pub fn new(shared: Arc<SharedIdle>) -> Self {
+        UpstreamConns {
+            idle: Mutex::new(Vec::new()),
+            shared,
+        }
+    }
+
+    /// A usable connection to `addr`: one of this client connection's own,
+    /// else one from the shared pool.
+    fn take(&self, addr: SocketAddr, max_age: Duration) -> Option<Upstream> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            let i = idle.iter().position(|u| u.addr == addr)?;
+        let mut i = 0;
+        while i < idle.len() {
+            if idle[i].addr != addr || idle[i].idle_since.elapsed() > max_age {
+                i += 1;
+                continue;
+            }
             let mut u = idle.swap_remove(i);
-            // Nobody polled it while idle: let it notice a close now.
-            let mut cx = Context::from_waker(Waker::noop());
-            if u.poll_conn(&mut cx).is_pending() && !u.sender.is_closed() {
+            if u.is_open() {
                 return Some(u);
             }
         }
+        drop(idle);
+        self.shared.take(addr, max_age)
     }
 
     /// Keeps a connection whose last response is complete for the next
     /// request to its endpoint.
-    pub fn put(&self, u: Upstream) {
+    pub fn put(&self, mut u: Upstream) {
+        u.idle_since = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() >= MAX_IDLE {
             // Oldest first: the connection least likely to be picked again.
-            idle.remove(0);
+            let old = idle.remove(0);
+            self.shared.put(old);
         }
         idle.push(u);
     }
@@ -158,14 +208,17 @@ impl UpstreamConns {
     /// response headers and the connection, which the response body must
     /// keep driving and give back with `put` once complete.
     /// `on_connect` runs after each new connection is established.
+    /// `max_idle_age` bounds how long a reused connection may have been
+    /// idle (`FRESH_IDLE_AGE` for requests that may not be retried).
     pub async fn send(
         &self,
         addr: SocketAddr,
         mut req: Request<ProxyBody>,
         connect_timeout: Duration,
+        max_idle_age: Duration,
         on_connect: impl FnOnce(),
     ) -> Result<(Response<Incoming>, Upstream), SendError> {
-        if let Some(mut u) = self.take(addr) {
+        if let Some(mut u) = self.take(addr, max_idle_age.min(MAX_IDLE_AGE)) {
             if u.ready().await {
                 match u.exchange(req).await {
                     Ok(resp) => return Ok((resp, u)),
@@ -190,6 +243,70 @@ impl UpstreamConns {
     }
 }
 
+impl Drop for UpstreamConns {
+    /// The client connection ended: its idle upstream connections serve the
+    /// listener's next clients instead of being closed.
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for u in idle {
+            self.shared.put(u);
+        }
+    }
+}
+
+/// Idle upstream connections shared by all client connections of one
+/// listener, per endpoint address, most recently used last. Nobody polls
+/// them while they wait; `Upstream::usable` checks each one as it is taken,
+/// and `put` closes those that waited too long.
+#[derive(Default)]
+pub(crate) struct SharedIdle {
+    by_addr: Mutex<HashMap<SocketAddr, Vec<Upstream>>>,
+}
+
+impl SharedIdle {
+    /// The most recently used usable connection to `addr` (the one most
+    /// likely still open); unusable ones met on the way are closed.
+    fn take(&self, addr: SocketAddr, max_age: Duration) -> Option<Upstream> {
+        let mut by_addr = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+        let list = by_addr.get_mut(&addr)?;
+        while let Some(last) = list.last() {
+            if last.idle_since.elapsed() > max_age {
+                // Too old for this request, and the rest are older still;
+                // `put` closes them once they are too old for any request.
+                return None;
+            }
+            let mut u = list.pop().expect("checked above");
+            if u.is_open() {
+                return Some(u);
+            }
+            // Closed by the endpoint: dropped; try the next one.
+        }
+        None
+    }
+
+    fn put(&self, u: Upstream) {
+        let mut by_addr = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
+        let list = by_addr.entry(u.addr).or_default();
+        // Oldest first: close what waited too long or exceeds the bound.
+        let stale = list
+            .iter()
+            .take_while(|o| o.idle_since.elapsed() > MAX_IDLE_AGE)
+            .count();
+        let excess = (list.len() + 1).saturating_sub(MAX_SHARED_IDLE);
+        list.drain(..stale.max(excess));
+        list.push(u);
+    }
+
+    /// Closes the idle connections to endpoints no longer in `addrs` (a
+    /// replica that left the set, or is draining).
+    pub fn retain(&self, addrs: &HashSet<SocketAddr>) {
+        self.by_addr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|a, _| addrs.contains(a));
+    }
+}
+
 /// A new HTTP/1.1 connection to `addr`.
 async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<Upstream> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
@@ -209,5 +326,6 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<Upstrea
         addr,
         sender,
         conn: Box::pin(conn),
+        idle_since: Instant::now(),
     })
 }

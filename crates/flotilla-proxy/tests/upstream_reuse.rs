@@ -1,7 +1,9 @@
-//! Upstream keep-alive per client connection: requests of one client
-//! connection reuse the connection to their endpoint, and an endpoint that
-//! closes its connections after each response costs no failed request,
-//! idempotent or not.
+//! Upstream keep-alive: requests of one client connection reuse the
+//! connection to their endpoint, new client connections reuse the idle ones
+//! earlier clients left in the listener's pool, idle connections to an
+//! endpoint that left are closed, and an endpoint that closes its
+//! connections after each response costs no failed request, idempotent or
+//! not.
 
 mod common;
 
@@ -19,10 +21,27 @@ async fn one_client_connection_reuses_one_upstream_connection() {
     let cfg = config(vec![listener("h", Protocol::Http, vec![b.endpoint()])]);
     let (p, reg) = proxy(&cfg).await;
     let addr = p.local_addr("h").unwrap();
-    let c = client();
+    // Exactly one client connection (a pooled client may open a second one
+    // when a request starts before the last connection went back to its
+    // pool).
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let driver = tokio::spawn(conn);
     for _ in 0..20 {
-        assert_eq!(get(&c, addr, "/").await.unwrap(), (200, "b0".into()));
+        sender.ready().await.unwrap();
+        let req = Request::get("/")
+            .header("host", "t")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"b0");
     }
+    driver.abort();
     let m = metrics_text(&reg);
     assert!(
         m.contains(r#"flotilla_proxy_connections_total{service="svc",endpoint="b0"} 1"#),
@@ -102,4 +121,103 @@ async fn an_endpoint_closing_after_each_response_fails_no_request() {
         assert_eq!((status, &body[..]), (200, &b"ok"[..]), "request {i}");
     }
     task.abort();
+}
+
+/// One request on a new client connection that asks to close, read to EOF:
+/// what `wrk -H "Connection: close"` and short-lived scripts do.
+async fn get_on_new_connection(addr: std::net::SocketAddr) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_client_connections_reuse_the_listeners_idle_upstream_connections() {
+    let b = Backend::start("b0").await;
+    let cfg = config(vec![listener("h", Protocol::Http, vec![b.endpoint()])]);
+    let (p, reg) = proxy(&cfg).await;
+    let addr = p.local_addr("h").unwrap();
+    for i in 0..20 {
+        let out = get_on_new_connection(addr).await;
+        assert!(
+            out.starts_with("HTTP/1.1 200") && out.ends_with("b0"),
+            "{i}: {out}"
+        );
+    }
+    // A client connection hands its upstream connection to the listener's
+    // pool when it ends, which may be just after the client saw EOF: allow
+    // a few new dials for that race, far fewer than one per request.
+    let m = metrics_text(&reg);
+    let dials: u64 = m
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(r#"flotilla_proxy_connections_total{service="svc",endpoint="b0"} "#)
+        })
+        .unwrap_or_else(|| panic!("no connection count in {m}"))
+        .parse()
+        .unwrap();
+    assert!(
+        dials <= 5,
+        "20 client connections dialled {dials} upstream connections"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_upstream_connections_to_an_endpoint_that_left_are_closed() {
+    // A backend that answers one keep-alive request per connection, then
+    // reports when the proxy closes that connection.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone_addr = l.local_addr().unwrap();
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            let closed_tx = closed_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngone")
+                    .await;
+                // Keep-alive: wait for the proxy to close it.
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let _ = closed_tx.send(());
+            });
+        }
+    });
+    let gone = Endpoint {
+        id: "gone".into(),
+        addr: gone_addr,
+    };
+    let stays = Backend::start("stays").await;
+    let cfg = config(vec![listener("h", Protocol::Http, vec![gone])]);
+    let (p, _reg) = proxy(&cfg).await;
+    let addr = p.local_addr("h").unwrap();
+    let out = get_on_new_connection(addr).await;
+    assert!(out.ends_with("gone"), "{out}");
+    // The client connection ended, so its upstream connection now waits in
+    // the listener's pool; the endpoint leaving the set closes it.
+    let cfg = config(vec![listener("h", Protocol::Http, vec![stays.endpoint()])]);
+    assert!(p.apply(&cfg).await.is_empty());
+    tokio::time::timeout(std::time::Duration::from_secs(10), closed_rx.recv())
+        .await
+        .expect("the idle connection to the endpoint that left was not closed");
+    assert!(get_on_new_connection(addr).await.ends_with("stays"));
+    server.abort();
 }
