@@ -87,6 +87,9 @@ struct Loader {
     warnings: Vec<Diagnostic>,
     warned_unset: HashSet<String>,
     limits: Limits,
+    /// Whether any file read uses `!reset`/`!override`: without them there
+    /// is nothing to strip from the first file, so the walk is skipped.
+    merge_tags: bool,
 }
 
 impl Loader {
@@ -97,6 +100,7 @@ impl Loader {
             warnings: Vec::new(),
             warned_unset: HashSet::new(),
             limits: Limits::default(),
+            merge_tags: false,
         };
         let env_files: Vec<(PathBuf, bool)> = if opts.env_files.is_empty() {
             vec![(project_dir.join(".env"), false)]
@@ -192,8 +196,11 @@ impl Loader {
     /// keeps each path pointing where its author meant.
     fn load_text(&mut self, name: &str, text: String, dir: &Path, depth: usize) -> Node {
         let source = Source::new(name, text);
-        let mut root = match yaml::parse(&source, self.limits) {
-            Ok(n) => n,
+        let mut root = match yaml::parse_document(&source, self.limits) {
+            Ok(doc) => {
+                self.merge_tags |= doc.merge_tags;
+                doc.root
+            }
             Err(errs) => {
                 self.errors.extend(errs);
                 return empty_map(&source);
@@ -220,7 +227,13 @@ impl Loader {
             );
             return empty_map(&source);
         }
-        self.interpolate(&mut root);
+        // Only a scalar holding `$` can change, and a scalar can only hold
+        // one if the text has a `$` or a `\` escape (`"\x24"`): most files
+        // have neither, and walking a big tree for nothing costs
+        // milliseconds.
+        if source.text.contains(['$', '\\']) {
+            self.interpolate(&mut root);
+        }
         rebase_paths(&mut root, dir, self.env.get("HOME").map(String::as_str));
         if let Some(include) = take_key(&mut root, "include") {
             root = self.include(root, &include, dir, depth);
@@ -516,7 +529,9 @@ impl Loader {
         let mut iter = roots.into_iter();
         let mut merged = match iter.next() {
             Some(mut first) => {
-                strip_resets(&mut first);
+                if self.merge_tags {
+                    strip_resets(&mut first);
+                }
                 first
             }
             None => return Err(Diagnostics(self.errors)),

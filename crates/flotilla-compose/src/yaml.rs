@@ -730,7 +730,9 @@ mod tests {
         }
         let err = load(&text).unwrap_err();
         assert!(
-            err[0].message.starts_with("aliases expand to more than 10000 nodes"),
+            err[0]
+                .message
+                .starts_with("aliases expand to more than 10000 nodes"),
             "{:?}",
             err[0]
         );
@@ -752,21 +754,12 @@ mod tests {
 
     #[test]
     fn anchors_reused_by_every_service_are_fine() {
-        let mut text = String::from("x-defaults: &d
-  restart: always
-  deploy:
-");
-        text.push_str("    resources: {limits: {cpus: '1', memory: 1G}}
-");
-        text.push_str("    labels: [a=1, b=2, c=3, d=4, e=5, f=6, g=7, h=8]
-");
-        text.push_str("services:
-");
+        let mut text = String::from("x-defaults: &d\n  restart: always\n  deploy:\n");
+        text.push_str("    resources: {limits: {cpus: '1', memory: 1G}}\n");
+        text.push_str("    labels: [a=1, b=2, c=3, d=4, e=5, f=6, g=7, h=8]\n");
+        text.push_str("services:\n");
         for i in 0..2_000 {
-            text.push_str(&format!("  s{i}:
-    <<: *d
-    image: x
-"));
+            text.push_str(&format!("  s{i}:\n    <<: *d\n    image: x\n"));
         }
         let n = load(&text).unwrap();
         let s = n.get("services").unwrap().get("s1999").unwrap();

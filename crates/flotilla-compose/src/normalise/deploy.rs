@@ -3,7 +3,7 @@
 //! 5s delay, update/rollback parallelism 1, failure_action pause, monitor 5s,
 //! order stop-first, endpoint_mode vip).
 
-use super::Ctx;
+use super::{dotted, Ctx};
 use crate::keys;
 use crate::short;
 use crate::yaml::Node;
@@ -17,7 +17,7 @@ pub fn deploy(cx: &mut Ctx<'_>, node: Option<&Node>, service_ctx: &str) -> Deplo
     let mut replicas = None;
     if let Some(node) = node {
         for (key, v) in cx.fields(node, keys::DEPLOY, &c, true) {
-            let c = format!("{c}.{key}");
+            let c = dotted(&c, key);
             let c = c.as_str();
             match key {
                 "mode" => {
@@ -71,12 +71,12 @@ pub fn deploy(cx: &mut Ctx<'_>, node: Option<&Node>, service_ctx: &str) -> Deplo
 
 fn resources(cx: &mut Ctx<'_>, node: &Node, c: &str, d: &mut Deploy) {
     for (key, v) in cx.fields(node, keys::RESOURCES, c, true) {
-        let c = format!("{c}.{key}");
+        let c = dotted(c, key);
         let c = c.as_str();
         match key {
             "limits" => {
                 for (k, lv) in cx.fields(v, keys::LIMITS, c, true) {
-                    let c = format!("{c}.{k}");
+                    let c = dotted(c, k);
                     match k {
                         "cpus" => d.resources.limits.cpus = cx.parse_with(lv, &c, short::cpus),
                         "memory" => d.resources.limits.memory = cx.size(lv, &c),
@@ -87,7 +87,7 @@ fn resources(cx: &mut Ctx<'_>, node: &Node, c: &str, d: &mut Deploy) {
             }
             "reservations" => {
                 for (k, rv) in cx.fields(v, keys::RESERVATIONS, c, true) {
-                    let c = format!("{c}.{k}");
+                    let c = dotted(c, k);
                     let r = &mut d.resources.reservations;
                     match k {
                         "cpus" => r.cpus = cx.parse_with(rv, &c, short::cpus),
@@ -112,7 +112,7 @@ fn resources(cx: &mut Ctx<'_>, node: &Node, c: &str, d: &mut Deploy) {
 fn restart_policy(cx: &mut Ctx<'_>, node: &Node, c: &str, d: &mut Deploy) {
     let p = &mut d.restart_policy;
     for (key, v) in cx.fields(node, keys::RESTART_POLICY, c, true) {
-        let c = format!("{c}.{key}");
+        let c = dotted(c, key);
         match key {
             "condition" => {
                 p.condition = cx
@@ -136,7 +136,7 @@ fn restart_policy(cx: &mut Ctx<'_>, node: &Node, c: &str, d: &mut Deploy) {
 
 fn update_config(cx: &mut Ctx<'_>, node: &Node, c: &str, u: &mut UpdateConfig) {
     for (key, v) in cx.fields(node, keys::UPDATE_CONFIG, c, true) {
-        let c = format!("{c}.{key}");
+        let c = dotted(c, key);
         match key {
             "parallelism" => u.parallelism = cx.uint(v, &c).unwrap_or(u.parallelism),
             "delay" => u.delay = cx.duration(v, &c).unwrap_or(u.delay),
@@ -181,7 +181,7 @@ fn update_config(cx: &mut Ctx<'_>, node: &Node, c: &str, u: &mut UpdateConfig) {
 fn placement(cx: &mut Ctx<'_>, node: &Node, c: &str, d: &mut Deploy) {
     let p = &mut d.placement;
     for (key, v) in cx.fields(node, keys::PLACEMENT, c, true) {
-        let c = format!("{c}.{key}");
+        let c = dotted(c, key);
         match key {
             "constraints" => p.constraints = cx.string_list(v, &c, false),
             "max_replicas_per_node" => p.max_replicas_per_node = cx.uint(v, &c),

@@ -1,7 +1,7 @@
 //! One service: every key of the Compose `service` definition.
 
 use super::deploy::deploy;
-use super::Ctx;
+use super::{dotted, Ctx};
 use crate::keys;
 use crate::short;
 use crate::yaml::{Node, Value};
@@ -11,6 +11,17 @@ use flotilla_spec::{
     Service, ServiceNetwork, TcpProbe, TmpfsOptions, Ulimit, VolumeOptions,
 };
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+/// Every service key, acted on or not, for "did you mean" (built once, not
+/// per service).
+static SERVICE_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    keys::SERVICE_ACTED
+        .iter()
+        .chain(keys::SERVICE_NOT_ACTED)
+        .copied()
+        .collect()
+});
 
 /// Normalise one service definition.
 pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
@@ -18,11 +29,7 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
         stop_grace_period: Duration::from_secs(10),
         ..Service::default()
     };
-    let known: Vec<&str> = keys::SERVICE_ACTED
-        .iter()
-        .chain(keys::SERVICE_NOT_ACTED)
-        .copied()
-        .collect();
+    let known = &*SERVICE_KEYS;
     let ctx = format!("service `{name}`");
     let path = format!("services.{name}");
     let Some(map) = node.as_map() else {
@@ -41,7 +48,7 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
     let mut refused_image_or_build = false;
     for (k, v) in map {
         let key = k.as_str().unwrap_or_default();
-        let c = format!("{path}.{key}");
+        let c = dotted(&path, key);
         let c = c.as_str();
         match key {
             "image" => {
@@ -118,7 +125,7 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
                 cx.not_acted_on(k, key, &ctx);
                 s.not_acted_on.insert(key.to_string(), v.to_json());
             }
-            _ => cx.unknown_key(k, key, &known, &ctx),
+            _ => cx.unknown_key(k, key, known, &ctx),
         }
     }
     for f in env_files {
@@ -126,7 +133,7 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
     }
     if let Some(v) = environment {
         let c = format!("{path}.environment");
-        for (key, value, _) in cx.list_or_dict(v, &c) {
+        for (key, value) in cx.list_or_dict(v, &c) {
             let value = value.or_else(|| cx.env.get(&key).cloned());
             s.environment.insert(key, value);
         }
@@ -176,8 +183,7 @@ pub fn service(cx: &mut Ctx<'_>, name: &str, node: &Node) -> Service {
             s.healthcheck = Some(h);
         }
     }
-    if s.image.is_none() && s.build.is_none() && !refused_image_or_build && !has_extends(node)
-    {
+    if s.image.is_none() && s.build.is_none() && !refused_image_or_build && !has_extends(node) {
         cx.error(
             node.pos
                 .error(format!("{ctx} has neither `image` nor `build`"))
@@ -234,7 +240,7 @@ fn build(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Build> {
     }
     b.context = cx.project_dir.to_string_lossy().into_owned();
     for (key, v) in cx.fields(node, keys::BUILD, c, true) {
-        let c = format!("{c}.{key}");
+        let c = dotted(c, key);
         let c = c.as_str();
         match key {
             "context" => {
@@ -244,13 +250,7 @@ fn build(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Build> {
             }
             "dockerfile" => b.dockerfile = cx.string(v, c).unwrap_or(b.dockerfile),
             "dockerfile_inline" => b.dockerfile_inline = cx.opt_string(v, c),
-            "args" => {
-                b.args = cx
-                    .list_or_dict(v, c)
-                    .into_iter()
-                    .map(|(k, v, _)| (k, v))
-                    .collect()
-            }
+            "args" => b.args = cx.list_or_dict(v, c).into_iter().collect(),
             "target" => b.target = cx.opt_string(v, c),
             "labels" => b.labels = cx.string_map(v, c),
             "cache_from" => b.cache_from = cx.string_list(v, c, false),
@@ -315,7 +315,7 @@ fn long_port(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Vec<Port> {
         http: false,
     };
     for (key, v) in cx.fields(node, keys::PORT, c, true) {
-        let c = format!("{c}.{key}");
+        let c = dotted(c, key);
         let c = c.as_str();
         match key {
             "target" => {
@@ -453,7 +453,7 @@ fn long_volume(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Mount> {
         tmpfs: None,
     };
     for (key, v) in cx.fields(node, keys::VOLUME_MOUNT, c, true) {
-        let c = format!("{c}.{key}");
+        let c = dotted(c, key);
         let c = c.as_str();
         match key {
             "type" => {
@@ -479,7 +479,7 @@ fn long_volume(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Mount> {
                     ..BindOptions::default()
                 };
                 for (bk, bv) in cx.fields(v, keys::BIND, c, true) {
-                    let c = format!("{c}.{bk}");
+                    let c = dotted(c, bk);
                     match bk {
                         "propagation" => b.propagation = cx.opt_string(bv, &c),
                         "create_host_path" => b.create_host_path = cx.boolean(bv, &c).unwrap_or(true),
@@ -492,7 +492,7 @@ fn long_volume(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Mount> {
             "volume" => {
                 let mut o = VolumeOptions::default();
                 for (vk, vv) in cx.fields(v, keys::VOLUME_OPTS, c, true) {
-                    let c = format!("{c}.{vk}");
+                    let c = dotted(c, vk);
                     match vk {
                         "nocopy" => o.nocopy = cx.boolean(vv, &c).unwrap_or_default(),
                         "subpath" => o.subpath = cx.opt_string(vv, &c),
@@ -504,7 +504,7 @@ fn long_volume(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Mount> {
             "tmpfs" => {
                 let mut o = TmpfsOptions::default();
                 for (tk, tv) in cx.fields(v, keys::TMPFS_OPTS, c, true) {
-                    let c = format!("{c}.{tk}");
+                    let c = dotted(c, tk);
                     match tk {
                         "size" => o.size = cx.size(tv, &c),
                         "mode" => o.mode = cx.parse_with(tv, &c, octal_mode),
@@ -589,7 +589,7 @@ fn healthcheck(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Healthcheck> {
     let mut h = default_healthcheck();
     let mut disabled = false;
     for (key, v) in cx.fields(node, keys::HEALTHCHECK, c, true) {
-        let c = format!("{c}.{key}");
+        let c = dotted(c, key);
         let c = c.as_str();
         match key {
             "test" => {
@@ -646,7 +646,7 @@ fn depends_on(cx: &mut Ctx<'_>, node: &Node, c: &str) -> BTreeMap<String, Depend
         Value::Map(entries) => {
             for (k, v) in entries {
                 let name = k.as_str().unwrap_or_default().to_string();
-                let c = format!("{c}.{name}");
+                let c = dotted(c, &name);
                 let mut d = default.clone();
                 // The Compose schema requires `condition` in the long form and
                 // `docker compose` validates against it before filling
@@ -659,7 +659,7 @@ fn depends_on(cx: &mut Ctx<'_>, node: &Node, c: &str) -> BTreeMap<String, Depend
                     );
                 }
                 for (key, fv) in cx.fields(v, keys::DEPENDS_ON, &c, true) {
-                    let c = format!("{c}.{key}");
+                    let c = dotted(&c, key);
                     match key {
                         "condition" => {
                             d.condition = cx
@@ -698,10 +698,10 @@ fn networks(cx: &mut Ctx<'_>, node: &Node, c: &str) -> BTreeMap<String, ServiceN
         Value::Map(entries) => {
             for (k, v) in entries {
                 let name = k.as_str().unwrap_or_default().to_string();
-                let c = format!("{c}.{name}");
+                let c = dotted(c, &name);
                 let mut n = ServiceNetwork::default();
                 for (key, fv) in cx.fields(v, keys::SERVICE_NETWORK, &c, true) {
-                    let c = format!("{c}.{key}");
+                    let c = dotted(&c, key);
                     match key {
                         "aliases" => n.aliases = cx.string_list(fv, &c, false),
                         "ipv4_address" => n.ipv4_address = cx.opt_string(fv, &c),
@@ -748,7 +748,7 @@ fn grants(cx: &mut Ctx<'_>, node: &Node, c: &str, prefix: &str) -> Vec<FileGrant
             Value::Scalar { .. } => g.source = cx.string(item, c).unwrap_or_default(),
             Value::Map(_) => {
                 for (key, v) in cx.fields(item, keys::FILE_GRANT, c, true) {
-                    let c = format!("{c}.{key}");
+                    let c = dotted(c, key);
                     match key {
                         "source" => g.source = cx.string(v, &c).unwrap_or_default(),
                         "target" => g.target = cx.string(v, &c).unwrap_or_default(),
@@ -811,13 +811,13 @@ fn ulimits(cx: &mut Ctx<'_>, node: &Node, c: &str) -> BTreeMap<String, Ulimit> {
     };
     for (k, v) in entries {
         let name = k.as_str().unwrap_or_default().to_string();
-        let c = format!("{c}.{name}");
+        let c = dotted(c, &name);
         let limit = match &v.value {
             Value::Scalar { .. } => cx.int(v, &c).map(|n| Ulimit { soft: n, hard: n }),
             Value::Map(_) => {
                 let (mut soft, mut hard) = (None, None);
                 for (key, fv) in cx.fields(v, keys::ULIMIT, &c, true) {
-                    let c = format!("{c}.{key}");
+                    let c = dotted(&c, key);
                     match key {
                         "soft" => soft = cx.int(fv, &c),
                         "hard" => hard = cx.int(fv, &c),
@@ -859,7 +859,7 @@ fn ulimits(cx: &mut Ctx<'_>, node: &Node, c: &str) -> BTreeMap<String, Ulimit> {
 fn logging(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<Logging> {
     let mut l = Logging::default();
     for (key, v) in cx.fields(node, keys::LOGGING, c, true) {
-        let c = format!("{c}.{key}");
+        let c = dotted(c, key);
         match key {
             "driver" => l.driver = cx.opt_string(v, &c),
             "options" => l.options = cx.string_map(v, &c),
@@ -889,7 +889,7 @@ fn env_file_into(
                 let mut path = None;
                 let mut required = true;
                 for (key, v) in cx.fields(item, keys::ENV_FILE, c, true) {
-                    let c = format!("{c}.{key}");
+                    let c = dotted(c, key);
                     match key {
                         "path" => path = cx.string(v, &c),
                         "required" => required = cx.boolean(v, &c).unwrap_or(true),
@@ -936,7 +936,7 @@ fn env_file_into(
 fn flotilla_ext(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<FlotillaExt> {
     let mut ext = FlotillaExt::default();
     for (key, v) in cx.fields(node, keys::FLOTILLA, c, false) {
-        let c = format!("{c}.{key}");
+        let c = dotted(c, key);
         match key {
             "http_ports" => {
                 if let Some(items) = v.as_seq() {
@@ -958,7 +958,7 @@ fn flotilla_ext(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<FlotillaExt> {
             "autoscaling" => {
                 let (mut min, mut max, mut cpu, mut rps) = (None, None, None, None);
                 for (ak, av) in cx.fields(v, keys::AUTOSCALING, &c, false) {
-                    let c = format!("{c}.{ak}");
+                    let c = dotted(&c, ak);
                     match ak {
                         "min" => min = cx.uint(av, &c),
                         "max" => max = cx.uint(av, &c),
@@ -1015,7 +1015,7 @@ fn flotilla_ext(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<FlotillaExt> {
 fn probe(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<HealthTest> {
     let mut found = Vec::new();
     for (kind, v) in cx.fields(node, keys::PROBE, c, false) {
-        let c = format!("{c}.{kind}");
+        let c = dotted(c, kind);
         let known = if kind == "http" {
             keys::PROBE_HTTP
         } else {
@@ -1023,7 +1023,7 @@ fn probe(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Option<HealthTest> {
         };
         let (mut port, mut path) = (None, "/".to_string());
         for (key, fv) in cx.fields(v, known, &c, false) {
-            let c = format!("{c}.{key}");
+            let c = dotted(&c, key);
             match key {
                 "port" => {
                     port = cx.parse_with(fv, &c, |t| {

@@ -2,10 +2,10 @@
 //! volumes, secrets, configs and extensions.
 
 use super::service::service;
-use super::Ctx;
+use super::{dotted, Ctx};
 use crate::keys;
 use crate::yaml::Node;
-use flotilla_spec::{Config, Ipam, IpamPool, Network, Secret, Stack, Volume};
+use flotilla_spec::{Config, Ipam, IpamPool, Network, Secret, Service, Stack, Volume};
 use std::collections::BTreeSet;
 
 /// Result of normalising: the stack, plus the services disabled by profiles
@@ -52,16 +52,8 @@ pub fn stack(cx: &mut Ctx<'_>, root: &Node, profiles: &[String]) -> Normalised {
                     }
                     continue;
                 };
-                for (sk, sv) in services {
-                    let name = sk.as_str().unwrap_or_default();
-                    if let Err(why) = check_name(name) {
-                        cx.error(
-                            sk.pos
-                                .error(format!("invalid service name {name:?}: {why}")),
-                        );
-                        continue;
-                    }
-                    let svc = service(cx, name, sv);
+                for (name, svc) in all_services(cx, services) {
+                    let Some(svc) = svc else { continue };
                     if is_active(&svc.profiles, profiles) {
                         st.services.insert(name.to_string(), svc);
                     } else {
@@ -108,6 +100,88 @@ pub fn stack(cx: &mut Ctx<'_>, root: &Node, profiles: &[String]) -> Normalised {
         stack: st,
         inactive,
     }
+}
+
+/// From this many services on, they are normalised on several threads:
+/// below it, starting a thread costs more than it saves.
+const PARALLEL_FROM: usize = 256;
+/// Threads for a big stack (each normalises a contiguous run of services).
+const MAX_THREADS: usize = 4;
+
+/// Normalise every service, in order; `None` for an invalid name. Big
+/// stacks are split into runs normalised on their own threads, each with a
+/// `Ctx` of its own; the diagnostics are appended run by run, so they come
+/// out in the same order as from one thread.
+fn all_services<'n>(
+    cx: &mut Ctx<'_>,
+    entries: &'n [(Node, Node)],
+) -> Vec<(&'n str, Option<Service>)> {
+    let threads = if entries.len() >= PARALLEL_FROM {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS)
+    } else {
+        1
+    };
+    if threads <= 1 {
+        return services_run(cx, entries);
+    }
+    let run = entries.len().div_ceil(threads);
+    let (project_dir, project_name, env) = (&cx.project_dir, &cx.project_name, cx.env);
+    let own_ctx = || Ctx {
+        project_dir: project_dir.clone(),
+        project_name: project_name.clone(),
+        env,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let runs: Vec<_> = std::thread::scope(|scope| {
+        let others: Vec<_> = entries
+            .chunks(run)
+            .skip(1)
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut cx = own_ctx();
+                    let out = services_run(&mut cx, part);
+                    (out, cx.errors, cx.warnings)
+                })
+            })
+            .collect();
+        let mut first_cx = own_ctx();
+        let first = services_run(&mut first_cx, &entries[..run]);
+        let mut runs = vec![(first, first_cx.errors, first_cx.warnings)];
+        for h in others {
+            runs.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        runs
+    });
+    let mut out = Vec::with_capacity(entries.len());
+    for (services, errors, warnings) in runs {
+        out.extend(services);
+        cx.errors.extend(errors);
+        cx.warnings.extend(warnings);
+    }
+    out
+}
+
+fn services_run<'n>(
+    cx: &mut Ctx<'_>,
+    entries: &'n [(Node, Node)],
+) -> Vec<(&'n str, Option<Service>)> {
+    entries
+        .iter()
+        .map(|(sk, sv)| {
+            let name = sk.as_str().unwrap_or_default();
+            if let Err(why) = check_name(name) {
+                cx.error(
+                    sk.pos
+                        .error(format!("invalid service name {name:?}: {why}")),
+                );
+                return (name, None);
+            }
+            (name, Some(service(cx, name, sv)))
+        })
+        .collect()
 }
 
 /// A service is active when it has no profiles, or one of them is enabled
@@ -166,7 +240,7 @@ fn network(cx: &mut Ctx<'_>, key: &str, node: &Node) -> Network {
     let mut n = Network::default();
     let mut explicit = None;
     for (k, v) in cx.fields(node, keys::NETWORK, &c, true) {
-        let c = format!("{c}.{k}");
+        let c = dotted(&c, k);
         match k {
             "name" => explicit = cx.opt_string(v, &c),
             "driver" => n.driver = cx.opt_string(v, &c),
@@ -192,7 +266,7 @@ fn network(cx: &mut Ctx<'_>, key: &str, node: &Node) -> Network {
 fn ipam(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Ipam {
     let mut i = Ipam::default();
     for (k, v) in cx.fields(node, keys::IPAM, c, true) {
-        let c = format!("{c}.{k}");
+        let c = dotted(c, k);
         match k {
             "driver" => i.driver = cx.opt_string(v, &c),
             "options" => i.options = cx.string_map(v, &c),
@@ -204,7 +278,7 @@ fn ipam(cx: &mut Ctx<'_>, node: &Node, c: &str) -> Ipam {
                 for item in items {
                     let mut p = IpamPool::default();
                     for (pk, pv) in cx.fields(item, keys::IPAM_POOL, &c, true) {
-                        let c = format!("{c}.{pk}");
+                        let c = dotted(&c, pk);
                         match pk {
                             "subnet" => p.subnet = cx.opt_string(pv, &c),
                             "ip_range" => p.ip_range = cx.opt_string(pv, &c),
@@ -227,7 +301,7 @@ fn volume(cx: &mut Ctx<'_>, key: &str, node: &Node) -> Volume {
     let mut vol = Volume::default();
     let mut explicit = None;
     for (k, v) in cx.fields(node, keys::VOLUME, &c, true) {
-        let c = format!("{c}.{k}");
+        let c = dotted(&c, k);
         match k {
             "name" => explicit = cx.opt_string(v, &c),
             "driver" => vol.driver = cx.opt_string(v, &c),
@@ -250,7 +324,7 @@ fn secret(cx: &mut Ctx<'_>, key: &str, node: &Node) -> Secret {
     let mut s = Secret::default();
     let mut explicit = None;
     for (k, v) in cx.fields(node, keys::SECRET, &c, true) {
-        let c = format!("{c}.{k}");
+        let c = dotted(&c, k);
         match k {
             "name" => explicit = cx.opt_string(v, &c),
             "file" => s.file = cx.opt_string(v, &c).map(|f| cx.host_path(&f)),
@@ -289,7 +363,7 @@ fn config(cx: &mut Ctx<'_>, key: &str, node: &Node) -> Config {
     let mut s = Config::default();
     let mut explicit = None;
     for (k, v) in cx.fields(node, keys::CONFIG, &c, true) {
-        let c = format!("{c}.{k}");
+        let c = dotted(&c, k);
         match k {
             "name" => explicit = cx.opt_string(v, &c),
             "file" => s.file = cx.opt_string(v, &c).map(|f| cx.host_path(&f)),
