@@ -139,6 +139,48 @@ pub fn remove(cgroup_path: &str) {
     }
 }
 
+/// Removes the cgroup directories of a container whose init has been reaped.
+/// With a PID namespace every process of the container is gone once init is
+/// reaped, so rmdir succeeds; a straggler (EBUSY: a process that left the
+/// namespace's view, or a kernel still finishing an exit) is killed and the
+/// rmdir retried a few times, as libcgroups does (bounded: < 0.2 s).
+pub fn remove_reaped(cgroup_path: &str) {
+    let dirs: Vec<PathBuf> = if is_v2() {
+        vec![v2_dir(cgroup_path)]
+    } else {
+        V1_CONTROLLERS
+            .iter()
+            .map(|c| v1_dir(c, cgroup_path))
+            .collect()
+    };
+    for dir in dirs {
+        let mut delay = std::time::Duration::from_millis(10);
+        for attempt in 0..4 {
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(_) if attempt < 3 => {
+                    kill_all(&dir);
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                }
+                Err(e) => tracing::warn!("removing cgroup {}: {e}", dir.display()),
+            }
+        }
+    }
+}
+
+/// SIGKILLs every process listed in a cgroup directory.
+fn kill_all(dir: &Path) {
+    let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+        return;
+    };
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        // SAFETY: kill(2) with plain integers.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
 /// The cgroup path a container gets: one directory per container under `/flotilla`.
 pub fn path_for(id: &str) -> String {
     format!("/flotilla/{id}")

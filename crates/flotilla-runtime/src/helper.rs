@@ -57,3 +57,154 @@ pub(crate) fn status_pipe(cmd: &mut Command) -> Result<(File, OwnedFd)> {
     }
     Ok((File::from(r), w))
 }
+
+/// Starts the monitor of the container in `dir` by forking this process
+/// instead of re-executing the binary; returns the read end of its status
+/// pipe. Only for a single-threaded caller (the `container` CLI): after a
+/// fork only the calling thread exists, so in a threaded process another
+/// thread's lock (malloc's, tracing's) could be held forever. Saves an exec
+/// of the whole `flotilla` binary per container (dynamic loading and ~52,000
+/// relocations, ~1 ms of CPU) on the start path. The monitor double-forks as
+/// always, so the container does not belong to the caller, and a detached one
+/// still re-executes `waiter` into the small waiting stage.
+pub(crate) fn fork_monitor(
+    dir: &std::path::Path,
+    attach: bool,
+    waiter: &HelperCommand,
+) -> Result<File> {
+    use nix::unistd::{fork, ForkResult};
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
+    let devnull = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .context("opening /dev/null")?;
+    // Without FLOTILLA_LOG the exec'd monitor logs errors only; here the
+    // caller's subscriber (warnings and up) is inherited, and libcgroups warns
+    // about every controller this host lacks, which in attach mode would land
+    // on the user's terminal. Errors also reach the caller through the status
+    // pipe and monitor.log, so the forked monitor drops its diagnostics.
+    let quiet = std::env::var_os("FLOTILLA_LOG").is_none();
+    // SAFETY: the caller checked that this process has one thread, so the
+    // child may run ordinary code. It never returns into the caller's code:
+    // it ends in _exit without running the caller's destructors or atexit.
+    match unsafe { fork() }.context("forking the monitor")? {
+        ForkResult::Parent { child } => {
+            drop(w);
+            // The child setsid()s, forks the real monitor and exits at once.
+            let _ = nix::sys::wait::waitpid(child, None);
+            Ok(File::from(r))
+        }
+        ForkResult::Child => {
+            drop(r);
+            let code = match child_stdio(&w, &devnull, attach) {
+                Ok(()) => {
+                    // The status pipe is on fd 3 now; everything else the
+                    // caller had open is closed, as exec would (CLOEXEC) and
+                    // more: the monitor lives as long as the container.
+                    // (Forgotten, not dropped: close_from closes them.)
+                    std::mem::forget(w);
+                    std::mem::forget(devnull);
+                    close_from(crate::monitor::STATUS_FD + 1);
+                    let run = || crate::monitor::main_with(dir, attach, Some(waiter));
+                    if quiet {
+                        tracing::subscriber::with_default(
+                            tracing::subscriber::NoSubscriber::default(),
+                            run,
+                        )
+                    } else {
+                        run()
+                    }
+                }
+                Err(e) => {
+                    let _ = nix::unistd::write(&w, format!("error: {e:#}\n").as_bytes());
+                    1
+                }
+            };
+            // SAFETY: ends the child without unwinding into the caller.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+/// In the forked monitor: the status pipe on fd 3, stdin from /dev/null,
+/// and stdout/stderr kept (attach) or sent to /dev/null.
+fn child_stdio(status: &OwnedFd, devnull: &File, attach: bool) -> Result<()> {
+    let check = |r: i32| -> Result<i32> {
+        if r < 0 {
+            return Err(std::io::Error::last_os_error()).context("dup");
+        }
+        Ok(r)
+    };
+    // SAFETY (all four calls): fcntl/dup2 on fds owned by this process.
+    // Copies above the stdio and status numbers first, so no dup2 below can
+    // overwrite a source (a caller started with fd 0 closed gets its pipe there).
+    let status = check(unsafe { libc::fcntl(status.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) })?;
+    let devnull = check(unsafe { libc::fcntl(devnull.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) })?;
+    check(unsafe { libc::dup2(devnull, 0) })?;
+    if !attach {
+        check(unsafe { libc::dup2(devnull, 1) })?;
+        check(unsafe { libc::dup2(devnull, 2) })?;
+    }
+    check(unsafe { libc::dup2(status, crate::monitor::STATUS_FD) })?;
+    Ok(())
+}
+
+/// Closes every fd from `first` up.
+fn close_from(first: i32) {
+    // SAFETY: close_range(2) with plain integers; nothing below uses those fds.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, 0u32) };
+    if r != 0 {
+        // Kernels before 5.9: close the usual range one by one.
+        for fd in first..4096 {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Deletes a container directory (already moved out of `containers/`) in a
+/// forked child that the caller does not wait for, like the `rm -rf` a
+/// threaded caller spawns but without executing anything: the `rm` process's
+/// own startup was ~0.8 ms of CPU per `run --rm`, competing with the next
+/// container on a small machine. Single-threaded callers only (see
+/// [`fork_monitor`]). The child drops the caller's stdio, so a caller whose
+/// output is a pipe (a shell's `$(...)`) sees EOF when it exits, not when the
+/// files are gone. Like `rm --one-file-system`, it refuses to descend into a
+/// root filesystem that is still a mount point.
+pub(crate) fn delete_in_background(dir: &std::path::Path) -> Result<()> {
+    use nix::unistd::{fork, ForkResult};
+    use std::os::unix::fs::MetadataExt as _;
+    let devnull = File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .context("opening /dev/null")?;
+    // SAFETY: the caller checked that this process has one thread; the child
+    // ends in _exit without returning into the caller's code.
+    match unsafe { fork() }.context("forking the background delete")? {
+        // Not waited for: it is reparented to init when the caller exits.
+        ForkResult::Parent { .. } => Ok(()),
+        ForkResult::Child => {
+            for fd in 0..3 {
+                // SAFETY: dup2 onto our own stdio numbers.
+                unsafe { libc::dup2(devnull.as_raw_fd(), fd) };
+            }
+            std::mem::forget(devnull);
+            close_from(3);
+            let same_fs = |p: &std::path::Path| match (
+                std::fs::metadata(dir),
+                std::fs::symlink_metadata(p),
+            ) {
+                (Ok(d), Ok(m)) => d.dev() == m.dev(),
+                (Ok(_), Err(_)) => true,
+                _ => false,
+            };
+            if same_fs(&dir.join(crate::record::ROOTFS)) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            // SAFETY: ends the child without unwinding into the caller.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}

@@ -107,3 +107,15 @@ pub fn wait_readable(fd: i32, timeout: Option<Duration>) -> Result<bool> {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+/// Whether this process has exactly one thread (`Threads:` of /proc/self/status).
+pub fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+        })
+        == Some(1)
+}

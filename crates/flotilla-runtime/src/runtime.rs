@@ -101,6 +101,9 @@ pub struct ContainerInfo {
 pub struct Runtime {
     data_dir: PathBuf,
     helper: HelperCommand,
+    /// Start monitors by forking this process when it is single-threaded
+    /// (see [`crate::helper::fork_monitor`]); otherwise by exec of `helper`.
+    fork_monitor: bool,
 }
 
 impl Runtime {
@@ -116,7 +119,18 @@ impl Runtime {
         let containers = data_dir.join("containers");
         fs::create_dir_all(&containers)
             .with_context(|| format!("creating {}", containers.display()))?;
-        Ok(Runtime { data_dir, helper })
+        Ok(Runtime {
+            data_dir,
+            helper,
+            fork_monitor: true,
+        })
+    }
+
+    /// Whether a single-threaded caller forks monitors instead of executing
+    /// the helper binary (the default; threaded callers always exec). Tests
+    /// turn it off to cover the exec path.
+    pub fn set_fork_monitor(&mut self, fork: bool) {
+        self.fork_monitor = fork;
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -135,6 +149,13 @@ impl Runtime {
     pub fn lookup(&self, id_or_name: &str) -> Result<ContainerRecord> {
         if id_or_name.is_empty() {
             bail!(RuntimeError::NotFound(String::new()));
+        }
+        // A full id (what every internal caller passes) is a directory name:
+        // read that one record instead of every container's.
+        if is_full_id(id_or_name) {
+            if let Ok(r) = self.dir(id_or_name).read_record() {
+                return Ok(r);
+            }
         }
         let records = self.records()?;
         if let Some(r) = records
@@ -391,6 +412,10 @@ impl Runtime {
                 short_id(&record.id)
             );
         }
+        if self.fork_monitor && crate::process::single_threaded() {
+            let read = crate::helper::fork_monitor(dir.path(), attach, &self.helper)?;
+            return Ok(BufReader::new(read));
+        }
         let mut cmd = self.helper.command("monitor");
         cmd.arg(dir.path());
         if attach {
@@ -517,6 +542,9 @@ impl Runtime {
         let moved = fs::create_dir_all(&trash).is_ok() && fs::rename(dir.path(), &target).is_ok();
         if !moved {
             return remove_dir(dir.path());
+        }
+        if crate::process::single_threaded() {
+            return crate::helper::delete_in_background(&target);
         }
         // Not waited for: it is reparented to init when this process exits.
         // `--one-file-system`: nothing mounted below may be followed.
@@ -729,6 +757,13 @@ impl Runtime {
         let _ = std::io::Read::read_to_string(&mut read, &mut status);
         parse_exit_line(&status).context("exec failed (see the error above)")
     }
+}
+
+/// 64 lowercase hex characters, the form of [`new_id`]'s ids.
+fn is_full_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Where `remove_detached` moves a container directory for background deletion.
