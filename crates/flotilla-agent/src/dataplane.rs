@@ -14,6 +14,7 @@
 //! flight to it, or when the grace period is over.
 
 use crate::traffic::{plan, TrafficPlan, DNS_PORT};
+use anyhow::Context as _;
 use flotilla_client::Client;
 use flotilla_core::network::{NetworkRecord, Networking};
 use flotilla_dns::DnsServer;
@@ -72,7 +73,7 @@ impl DataPlane {
         Ok(DataPlane {
             client,
             net: Arc::new(NetManager::new(&data_dir.join("net"))?),
-            proxy: Proxy::new(registry),
+            proxy: Proxy::new(registry).context("starting the proxy threads")?,
             dns,
             draining: Default::default(),
             failing: Default::default(),

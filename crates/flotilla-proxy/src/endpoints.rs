@@ -126,8 +126,10 @@ pub(crate) struct ListenerShared {
     pub service: String,
     pub backends: arc_swap::ArcSwap<Backends>,
     pub metrics: ServiceMetrics,
-    /// Idle upstream HTTP connections its client connections share.
-    pub idle: Arc<crate::upstream::SharedIdle>,
+    /// Idle upstream HTTP connections its client connections share, one
+    /// pool per worker thread: a connection is registered with the epoll
+    /// instance of the worker that opened it and is only used there.
+    pub idle: Vec<Arc<crate::upstream::SharedIdle>>,
 }
 
 /// Power of two choices among endpoints not yet `tried` (indices into

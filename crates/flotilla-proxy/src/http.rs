@@ -6,7 +6,7 @@
 
 use crate::body::ProxyBody;
 use crate::endpoints::{pick, InFlight, ListenerShared};
-use crate::upstream::{SendError, Upstream, UpstreamConns, FRESH_IDLE_AGE};
+use crate::upstream::{SendError, SharedIdle, Upstream, UpstreamConns, FRESH_IDLE_AGE};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
@@ -26,7 +26,11 @@ use tokio::net::TcpStream;
 const MAX_REPLAY_BODY: u64 = 64 * 1024;
 
 /// Serves one accepted client connection until it closes.
-pub(crate) async fn serve_connection(stream: TcpStream, shared: Arc<ListenerShared>) {
+pub(crate) async fn serve_connection(
+    stream: TcpStream,
+    shared: Arc<ListenerShared>,
+    idle: Arc<SharedIdle>,
+) {
     let timeouts = shared.backends.load().timeouts;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -35,7 +39,7 @@ pub(crate) async fn serve_connection(stream: TcpStream, shared: Arc<ListenerShar
         .header_read_timeout(timeouts.idle())
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
-    let conns = Arc::new(UpstreamConns::new(shared.idle.clone()));
+    let conns = Arc::new(UpstreamConns::new(idle));
     let svc = hyper::service::service_fn(move |req| {
         let shared = shared.clone();
         let conns = conns.clone();

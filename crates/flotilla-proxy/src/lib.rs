@@ -27,6 +27,8 @@
 //!
 //! # Hot path
 //!
+//! Connections are accepted and served on the proxy's own threads, one
+//! single-threaded runtime per CPU (`workers` says why).
 //! The endpoint set of each listener sits behind an `ArcSwap`: a request or
 //! connection loads it without a lock, and `apply` swaps a new set in without
 //! touching open connections. Counters are atomics; metric handles are
@@ -42,9 +44,11 @@ mod proxy;
 mod tcp;
 mod udp;
 mod upstream;
+mod workers;
 
 pub use config::{Endpoint, ListenerConfig, Protocol, ProxyConfig, Timeouts};
 /// The metrics library `Proxy::new` registers on, re-exported so callers
 /// use the same version.
 pub use prometheus_client;
 pub use proxy::Proxy;
+pub use workers::THREADS_ENV;

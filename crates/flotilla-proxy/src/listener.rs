@@ -1,9 +1,12 @@
-//! One bound listener: its socket, its accept (or receive) task and the state
-//! its connections share. Closing it stops accepting; connections already
-//! accepted run on in their own tasks until they end.
+//! One bound listener: its socket, its accept (or receive) tasks, one per
+//! worker thread (`workers`), and the state its connections share. Closing
+//! it stops accepting; connections already accepted run on in their own
+//! tasks until they end.
 
 use crate::config::{ListenerConfig, Protocol};
 use crate::endpoints::ListenerShared;
+use crate::upstream::SharedIdle;
+use crate::workers::Workers;
 use prometheus_client::metrics::gauge::Gauge;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,41 +19,73 @@ pub(crate) struct Running {
     pub cfg: ListenerConfig,
     pub shared: Arc<ListenerShared>,
     pub addr: SocketAddr,
-    task: JoinHandle<()>,
+    /// The accept (or receive) task on each worker that serves it.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Running {
-    /// Stops accepting and waits until the socket is closed, so the same
-    /// address can be bound again right away.
+    /// Stops accepting and waits until the socket is closed (every worker
+    /// dropped its duplicate), so the same address can be bound again right
+    /// away.
     pub async fn close(self) {
-        self.task.abort();
-        let _ = self.task.await;
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
     }
 }
 
-/// Binds `cfg.bind` and starts serving it. Must run inside a tokio runtime.
-pub(crate) fn start(cfg: &ListenerConfig, shared: Arc<ListenerShared>) -> std::io::Result<Running> {
-    let (addr, task) = match cfg.protocol {
+/// Binds `cfg.bind` and starts serving it: TCP on every worker, UDP on the
+/// first (its sessions are one table).
+pub(crate) fn start(
+    cfg: &ListenerConfig,
+    shared: Arc<ListenerShared>,
+    workers: &Workers,
+) -> std::io::Result<Running> {
+    let (addr, tasks) = match cfg.protocol {
         Protocol::Tcp | Protocol::Http => {
-            let l = bind_tcp(cfg.bind)?;
+            let l = {
+                // tokio registers a socket as it starts listening: do that
+                // on a worker, then take it back out as a plain socket.
+                let _rt = workers.enter(0);
+                bind_tcp(cfg.bind)?.into_std()?
+            };
             let addr = l.local_addr()?;
-            let task = tokio::spawn(accept_loop(l, shared.clone(), cfg.protocol));
-            (addr, task)
+            let mut tasks = Vec::with_capacity(workers.len());
+            for (i, idle) in shared.idle.iter().enumerate().take(workers.len()) {
+                let l = l.try_clone()?;
+                let (shared, idle, protocol) = (shared.clone(), idle.clone(), cfg.protocol);
+                tasks.push(workers.spawn(i, async move {
+                    // Registered with this worker's own epoll instance.
+                    match TcpListener::from_std(l) {
+                        Ok(l) => accept_loop(l, shared, idle, protocol).await,
+                        Err(e) => tracing::error!("listener on worker {i}: {e}"),
+                    }
+                }));
+            }
+            (addr, tasks)
         }
         Protocol::Udp => {
             let s = std::net::UdpSocket::bind(cfg.bind)?;
             s.set_nonblocking(true)?;
-            let s = Arc::new(UdpSocket::from_std(s)?);
             let addr = s.local_addr()?;
-            let task = tokio::spawn(crate::udp::serve(s, shared.clone()));
-            (addr, task)
+            let shared = shared.clone();
+            let task = workers.spawn(0, async move {
+                match UdpSocket::from_std(s) {
+                    Ok(s) => crate::udp::serve(Arc::new(s), shared).await,
+                    Err(e) => tracing::error!("udp listener: {e}"),
+                }
+            });
+            (addr, vec![task])
         }
     };
     Ok(Running {
         cfg: cfg.clone(),
         shared,
         addr,
-        task,
+        tasks,
     })
 }
 
@@ -75,7 +110,12 @@ impl Drop for OpenConnection {
     }
 }
 
-async fn accept_loop(l: TcpListener, shared: Arc<ListenerShared>, protocol: Protocol) {
+async fn accept_loop(
+    l: TcpListener,
+    shared: Arc<ListenerShared>,
+    idle: Arc<SharedIdle>,
+    protocol: Protocol,
+) {
     loop {
         match l.accept().await {
             Ok((stream, _)) => {
@@ -83,10 +123,11 @@ async fn accept_loop(l: TcpListener, shared: Arc<ListenerShared>, protocol: Prot
                 shared.metrics.open_connections.inc();
                 let open = OpenConnection(shared.metrics.open_connections.clone());
                 let shared = shared.clone();
+                let idle = idle.clone();
                 tokio::spawn(async move {
                     let _open = open;
                     if protocol == Protocol::Http {
-                        crate::http::serve_connection(stream, shared).await;
+                        crate::http::serve_connection(stream, shared, idle).await;
                     } else {
                         crate::tcp::serve_connection(stream, shared).await;
                     }

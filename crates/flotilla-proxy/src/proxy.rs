@@ -6,6 +6,8 @@ use crate::config::{ListenerConfig, ProxyConfig};
 use crate::endpoints::{Backends, EndpointState, InFlightCounts, ListenerShared};
 use crate::listener::{self, Running};
 use crate::metrics::Metrics;
+use crate::upstream::SharedIdle;
+use crate::workers::Workers;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
@@ -20,6 +22,8 @@ pub struct Proxy {
 
 struct Inner {
     metrics: Metrics,
+    /// The threads that accept and serve every listener's connections.
+    workers: Arc<Workers>,
     /// Serialises `apply` calls; held across binds and closes.
     listeners: tokio::sync::Mutex<HashMap<String, Running>>,
     /// In-flight counter per endpoint id, shared by every listener (and by
@@ -37,18 +41,21 @@ fn invalid(msg: String) -> io::Error {
 }
 
 impl Proxy {
-    /// Must be called inside a tokio runtime; `registry` gets the metrics
-    /// registered (prefix `flotilla_proxy_`).
-    pub fn new(registry: &mut prometheus_client::registry::Registry) -> Proxy {
-        Proxy {
+    /// Starts the proxy's worker threads (one per CPU, or
+    /// `FLOTILLA_PROXY_THREADS`; they stop when the last clone is dropped);
+    /// `registry` gets the metrics registered (prefix `flotilla_proxy_`).
+    /// `apply` may be called from any tokio runtime.
+    pub fn new(registry: &mut prometheus_client::registry::Registry) -> io::Result<Proxy> {
+        Ok(Proxy {
             inner: Arc::new(Inner {
                 metrics: Metrics::register(registry),
+                workers: Workers::start()?,
                 listeners: tokio::sync::Mutex::new(HashMap::new()),
                 in_flight: Mutex::new(HashMap::new()),
                 addrs: RwLock::new(HashMap::new()),
                 series: Mutex::new(HashSet::new()),
             }),
-        }
+        })
     }
 
     /// Makes the listener set equal to `config`: binds new listeners, closes
@@ -112,9 +119,9 @@ impl Proxy {
                     r.cfg = l.clone();
                     // Idle connections to endpoints that left (or are
                     // draining) are closed now rather than reused.
-                    r.shared
-                        .idle
-                        .retain(&l.endpoints.iter().map(|e| e.addr).collect());
+                    for idle in &r.shared.idle {
+                        idle.set_endpoints(l.endpoints.iter().map(|e| e.addr).collect());
+                    }
                 }
                 continue;
             }
@@ -122,9 +129,15 @@ impl Proxy {
                 service: l.service.clone(),
                 backends: arc_swap::ArcSwap::from_pointee(self.backends(l, None)),
                 metrics: self.inner.metrics.service(&l.service),
-                idle: Arc::default(),
+                idle: (0..self.inner.workers.len())
+                    .map(|_| {
+                        Arc::new(SharedIdle::new(
+                            l.endpoints.iter().map(|e| e.addr).collect(),
+                        ))
+                    })
+                    .collect(),
             });
-            match listener::start(l, shared) {
+            match listener::start(l, shared, &self.inner.workers) {
                 Ok(r) => {
                     listeners.insert(l.name.clone(), r);
                 }

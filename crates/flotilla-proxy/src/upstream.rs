@@ -255,20 +255,41 @@ impl Drop for UpstreamConns {
 }
 
 /// Idle upstream connections shared by all client connections of one
-/// listener, per endpoint address, most recently used last. Nobody polls
-/// them while they wait; `Upstream::usable` checks each one as it is taken,
-/// and `put` closes those that waited too long.
-#[derive(Default)]
+/// listener (on one worker thread), per endpoint address, most recently
+/// used last. Nobody polls them while they wait; `Upstream::is_open` checks
+/// each one as it is taken, and `put` closes those that waited too long.
 pub(crate) struct SharedIdle {
-    by_addr: Mutex<HashMap<SocketAddr, Vec<Upstream>>>,
+    state: Mutex<IdleState>,
+}
+
+struct IdleState {
+    by_addr: HashMap<SocketAddr, Vec<Upstream>>,
+    /// The listener's current endpoints: a connection to any other address
+    /// is closed when it is given back, even if its endpoint left while
+    /// the connection was in use.
+    endpoints: HashSet<SocketAddr>,
 }
 
 impl SharedIdle {
-    /// The most recently used usable connection to `addr` (the one most
-    /// likely still open); unusable ones met on the way are closed.
+    pub fn new(endpoints: HashSet<SocketAddr>) -> Self {
+        SharedIdle {
+            state: Mutex::new(IdleState {
+                by_addr: HashMap::new(),
+                endpoints,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdleState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most recently used open connection to `addr` that has been idle
+    /// for at most `max_age` (the one most likely still open); closed ones
+    /// met on the way are dropped.
     fn take(&self, addr: SocketAddr, max_age: Duration) -> Option<Upstream> {
-        let mut by_addr = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
-        let list = by_addr.get_mut(&addr)?;
+        let mut state = self.lock();
+        let list = state.by_addr.get_mut(&addr)?;
         while let Some(last) = list.last() {
             if last.idle_since.elapsed() > max_age {
                 // Too old for this request, and the rest are older still;
@@ -285,8 +306,11 @@ impl SharedIdle {
     }
 
     fn put(&self, u: Upstream) {
-        let mut by_addr = self.by_addr.lock().unwrap_or_else(|p| p.into_inner());
-        let list = by_addr.entry(u.addr).or_default();
+        let mut state = self.lock();
+        if !state.endpoints.contains(&u.addr) {
+            return; // its endpoint left: dropping it closes it
+        }
+        let list = state.by_addr.entry(u.addr).or_default();
         // Oldest first: close what waited too long or exceeds the bound.
         let stale = list
             .iter()
@@ -297,13 +321,12 @@ impl SharedIdle {
         list.push(u);
     }
 
-    /// Closes the idle connections to endpoints no longer in `addrs` (a
-    /// replica that left the set, or is draining).
-    pub fn retain(&self, addrs: &HashSet<SocketAddr>) {
-        self.by_addr
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|a, _| addrs.contains(a));
+    /// The listener's endpoints changed: closes the idle connections to
+    /// those that left (a replica that is gone, or draining).
+    pub fn set_endpoints(&self, endpoints: HashSet<SocketAddr>) {
+        let mut state = self.lock();
+        state.by_addr.retain(|a, _| endpoints.contains(a));
+        state.endpoints = endpoints;
     }
 }
 

@@ -142,7 +142,7 @@ async fn a_failing_bind_does_not_stop_the_others() {
     bad.bind = taken.local_addr().unwrap();
     let good = listener("good", Protocol::Tcp, vec![echo.endpoint("e")]);
     let mut reg = prometheus_client::registry::Registry::default();
-    let p = flotilla_proxy::Proxy::new(&mut reg);
+    let p = flotilla_proxy::Proxy::new(&mut reg).unwrap();
     let errs = p.apply(&config(vec![bad, good])).await;
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert_eq!(errs[0].0, "bad");

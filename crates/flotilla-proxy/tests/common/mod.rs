@@ -174,7 +174,7 @@ pub fn config(listeners: Vec<ListenerConfig>) -> ProxyConfig {
 /// A proxy with `cfg` applied; panics (test failure) on bind errors.
 pub async fn proxy(cfg: &ProxyConfig) -> (Proxy, prometheus_client::registry::Registry) {
     let mut reg = prometheus_client::registry::Registry::default();
-    let p = Proxy::new(&mut reg);
+    let p = Proxy::new(&mut reg).unwrap();
     let errs = p.apply(cfg).await;
     assert!(errs.is_empty(), "apply: {errs:?}");
     (p, reg)

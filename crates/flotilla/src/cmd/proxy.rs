@@ -34,7 +34,7 @@ pub fn run(config: &Path) -> anyhow::Result<u8> {
         .context("starting the tokio runtime")?;
     rt.block_on(async {
         let mut registry = flotilla_proxy::prometheus_client::registry::Registry::default();
-        let proxy = Proxy::new(&mut registry);
+        let proxy = Proxy::new(&mut registry).context("starting the proxy threads")?;
         let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
         let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
