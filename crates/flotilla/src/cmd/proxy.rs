@@ -28,7 +28,8 @@ async fn apply(proxy: &Proxy, cfg: &ProxyConfig) {
 pub fn run(config: &Path) -> anyhow::Result<u8> {
     // Fail before starting anything when the first config is unusable.
     let cfg = read_config(config)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // Only signals and `apply` run here: the proxy serves on its own threads.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
