@@ -181,6 +181,94 @@ fn kill_all(dir: &Path) {
     }
 }
 
+/// Starts, in the background, the RCU grace period that the container's
+/// first cgroup migration would otherwise wait for on its critical path.
+///
+/// On this host (cgroup v1) the first write to a `cgroup.procs` after a quiet
+/// spell blocks ~10-15 ms: the kernel takes `cgroup_threadgroup_rwsem` for
+/// writing, which waits for an RCU grace period (rcu_sync), and the fast state
+/// lasts one more grace period after the last writer. libcontainer's
+/// intermediate process joins the container's cgroups ~8 ms into a `run`
+/// (after create, the overlay mount and the monitor's setup), so a write made
+/// at the start of create overlaps that wait with the setup. The write is a
+/// no-op: a throwaway child moves itself into the cgroup it is already in.
+/// Only from a single-threaded caller (it forks); best effort.
+pub fn warm_attach_lock() {
+    if !crate::process::single_threaded() {
+        return;
+    }
+    let Some(procs) = own_procs_file() else {
+        return;
+    };
+    let Ok(path) = std::ffi::CString::new(procs.into_os_string().into_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: single-threaded caller (checked above); both children only make
+    // raw syscalls on memory prepared before the fork and end in _exit.
+    unsafe {
+        match libc::fork() {
+            0 => {
+                // Double fork: the caller reaps this child at once and the
+                // writer, which blocks for the grace period, is nobody's zombie.
+                if libc::fork() == 0 {
+                    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                    if fd >= 0 {
+                        let mut buf = [0u8; 16];
+                        let n = format_pid(libc::getpid(), &mut buf);
+                        libc::write(fd, buf.as_ptr().cast(), n);
+                    }
+                }
+                libc::_exit(0);
+            }
+            pid if pid > 0 => {
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Decimal digits of `pid` into `buf` (no allocation: runs after fork).
+fn format_pid(pid: i32, buf: &mut [u8; 16]) -> usize {
+    let mut digits = [0u8; 16];
+    let (mut n, mut len) = (pid.max(0) as u32, 0);
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        buf[i] = digits[len - 1 - i];
+    }
+    len
+}
+
+/// The `cgroup.procs` of this process's own cgroup: the pids hierarchy's
+/// under v1 (any hierarchy would do; all share the lock), the unified one under v2.
+fn own_procs_file() -> Option<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let (dir, path) = if is_v2() {
+        let path = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+        (ROOT.to_string(), path.to_string())
+    } else {
+        let path = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+            ctrl.split(',')
+                .any(|c| c == "pids")
+                .then(|| path.to_string())
+        })?;
+        (format!("{ROOT}/pids"), path)
+    };
+    let file = Path::new(&dir)
+        .join(path.trim_start_matches('/'))
+        .join("cgroup.procs");
+    file.exists().then_some(file)
+}
+
 /// The cgroup path a container gets: one directory per container under `/flotilla`.
 pub fn path_for(id: &str) -> String {
     format!("/flotilla/{id}")

@@ -192,6 +192,7 @@ pub(crate) fn delete_in_background(dir: &std::path::Path) -> Result<()> {
             }
             std::mem::forget(devnull);
             close_from(3);
+            lowest_priority();
             let same_fs = |p: &std::path::Path| match (
                 std::fs::metadata(dir),
                 std::fs::symlink_metadata(p),
@@ -206,5 +207,27 @@ pub(crate) fn delete_in_background(dir: &std::path::Path) -> Result<()> {
             // SAFETY: ends the child without unwinding into the caller.
             unsafe { libc::_exit(0) }
         }
+    }
+}
+
+/// Puts this process in the idle CPU and I/O classes: deleting an old
+/// container's files can wait, the next container's start should not (on a
+/// two-core machine the delete ran beside the next `run`'s overlay mount and
+/// libcontainer setup). SCHED_IDLE still gets a small share, so it finishes
+/// on a busy machine too. Best effort.
+fn lowest_priority() {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    const IOPRIO_CLASS_IDLE: libc::c_int = 3;
+    const IOPRIO_CLASS_SHIFT: libc::c_int = 13;
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscalls on this process with a valid sched_param.
+    unsafe {
+        libc::sched_setscheduler(0, libc::SCHED_IDLE, &param);
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT,
+        );
     }
 }

@@ -202,6 +202,9 @@ impl Runtime {
         if spec.driver == Driver::Native && !crate::process::is_root() {
             bail!(RuntimeError::NotRoot);
         }
+        if spec.driver == Driver::Native {
+            cgroup::warm_attach_lock();
+        }
         let _lock = Lock::take(&self.containers_dir().join(".lock"))?;
         let id = new_id()?;
         let name = match &spec.name {
