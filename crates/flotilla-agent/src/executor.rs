@@ -98,6 +98,14 @@ impl Executor {
 
     /// Bring containers in line with `tasks` (the node's full assignment list).
     pub async fn reconcile(self: &Arc<Self>, tasks: &[Task]) {
+        // Tasks busy (starting or stopping) at any moment between the listing
+        // below and their turn are skipped: the listing may predate the end
+        // of their start or stop. Checking `busy` only at their turn once
+        // read a container that had just been started as missing ("the
+        // container disappeared": the slot got a second container and the
+        // first ran on, orphaned) and stopped a container that had just been
+        // removed ("no such container").
+        let busy_before = self.busy.lock().unwrap().clone();
         let containers = match self.blocking(|rt| rt.list()).await {
             Ok(c) => c,
             Err(e) => {
@@ -110,7 +118,7 @@ impl Executor {
             .filter_map(|c| Some((c.labels.get(LABEL_TASK)?.as_str(), c)))
             .collect();
         for task in tasks {
-            if self.busy.lock().unwrap().contains(&task.id) {
+            if busy_before.contains(&task.id) || self.busy.lock().unwrap().contains(&task.id) {
                 continue;
             }
             let container = by_task.get(task.id.as_str()).copied();
@@ -154,7 +162,7 @@ impl Executor {
                 }
             }
         }
-        self.collect_unlisted(tasks, &containers).await;
+        self.collect_unlisted(tasks, &containers, &busy_before).await;
     }
 
     async fn report_exit(&self, task: &str, c: &ContainerInfo) {
@@ -469,7 +477,12 @@ impl Executor {
     /// Containers of tasks the server no longer lists: stop running ones
     /// (their task ended elsewhere or was removed), remove ended ones after
     /// `KEEP_ENDED`.
-    async fn collect_unlisted(self: &Arc<Self>, tasks: &[Task], containers: &[ContainerInfo]) {
+    async fn collect_unlisted(
+        self: &Arc<Self>,
+        tasks: &[Task],
+        containers: &[ContainerInfo],
+        busy_before: &HashSet<String>,
+    ) {
         let listed: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
         let mut seen = self.unlisted_since.lock().unwrap().clone();
         let mut still = HashMap::new();
@@ -477,9 +490,12 @@ impl Executor {
             let Some(task) = c.labels.get(LABEL_TASK) else {
                 continue;
             };
+            // A watched container whose task the server no longer lists is
+            // stopped too: its task was deleted (`down`, a removed service)
+            // before we stopped it, and nobody else ever will.
             if listed.contains(task.as_str())
+                || busy_before.contains(task)
                 || self.busy.lock().unwrap().contains(task)
-                || self.watched.lock().unwrap().contains(task)
             {
                 continue;
             }

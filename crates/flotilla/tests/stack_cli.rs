@@ -181,3 +181,52 @@ fn no_server_is_a_clear_error() {
     let out = env.run(&["services", "--server", "https://127.0.0.1:1"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not supported yet"));
 }
+
+/// Many containers starting, then stopping, at once: every slot ends with
+/// exactly one container and `down` leaves none. The agent's reconcile once
+/// listed containers before a start had finished and checked "busy" only
+/// afterwards, so a container that had just started read as missing ("the
+/// container disappeared"): its slot got a second container and the first
+/// ran on, orphaned (the deploy benchmark's scale 30 → 60 stalled at 45).
+#[test]
+fn scaling_to_many_replicas_and_down_leaves_one_container_per_slot_then_none() {
+    let env = Env::with_big_pool(5, 25);
+    env.write_stack(
+        r#"
+services:
+  web:
+    image: busybox:local
+    command: ["/bin/busybox", "sleep", "3600"]
+    stop_grace_period: 1s
+    # Exec probes every 100 ms while starting keep the agent busy, as in the
+    # benchmark that found it.
+    healthcheck:
+      test: ["CMD", "/bin/busybox", "true"]
+      interval: 1s
+      start_period: 30s
+      start_interval: 100ms
+    deploy:
+      replicas: 5
+"#,
+    );
+    env.ok(&["up", "-d", "--wait", "--wait-timeout", "90s"]);
+    env.ok(&["scale", "web=40", "--wait-timeout", "120s"]);
+    let ps = env.json(&["ps"]);
+    let web = tasks_of(&ps, "stk5_web");
+    assert_eq!(web.len(), 40, "{ps:#}");
+    assert!(web.iter().all(|t| t["state"] == "running"), "{ps:#}");
+    // Give a wrongly replaced task time to show up as a second container.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        env.running_containers().len(),
+        40,
+        "one container per slot expected: {:?}",
+        env.running_containers()
+    );
+    env.ok(&["down"]);
+    assert!(
+        env.containers().is_empty(),
+        "down left containers: {:?}",
+        env.containers()
+    );
+}
