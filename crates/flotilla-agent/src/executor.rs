@@ -162,7 +162,8 @@ impl Executor {
                 }
             }
         }
-        self.collect_unlisted(tasks, &containers, &busy_before).await;
+        self.collect_unlisted(tasks, &containers, &busy_before)
+            .await;
     }
 
     async fn report_exit(&self, task: &str, c: &ContainerInfo) {
