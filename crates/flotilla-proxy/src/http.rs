@@ -6,15 +6,16 @@
 
 use crate::body::ProxyBody;
 use crate::endpoints::{pick, InFlight, ListenerShared};
+use crate::sniff::{sniff, Version};
 use crate::upstream::{SendError, SharedIdle, Upstream, UpstreamConns, FRESH_IDLE_AGE};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::http::uri::PathAndQuery;
+use hyper::server::conn::{http1, http2};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,22 +33,55 @@ pub(crate) async fn serve_connection(
     idle: Arc<SharedIdle>,
 ) {
     let timeouts = shared.backends.load().timeouts;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.idle())
-        .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
-    let conns = Arc::new(UpstreamConns::new(idle));
-    let svc = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        let conns = conns.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, &conns, req).await) }
+    // A client that connects and sends nothing is closed like an idle one.
+    let (version, io) = match tokio::time::timeout(timeouts.idle(), sniff(stream)).await {
+        Ok(Ok(started)) => started,
+        Ok(Err(e)) => {
+            tracing::debug!("client connection ended before its first request: {e}");
+            return;
+        }
+        Err(_) => return,
+    };
+    let conn = Arc::new(Connection {
+        shared,
+        upstream: Arc::new(UpstreamConns::new(idle)),
     });
-    if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+    // One clone of this connection's own state per request: its reference
+    // count is touched by this thread only, unlike the listener's.
+    let svc = hyper::service::service_fn(move |req| {
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(handle(&conn.shared, &conn.upstream, req).await) }
+    });
+    let io = TokioIo::new(io);
+    let served = match version {
+        Version::H1 => {
+            http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeouts.idle())
+                .keep_alive(true)
+                // One `send` of head and body rather than a `writev` (the
+                // bodies proxied are mostly small; a big one is copied in
+                // buffer-sized pieces).
+                .writev(false)
+                .serve_connection(io, svc)
+                .await
+        }
+        Version::H2 => {
+            http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .serve_connection(io, svc)
+                .await
+        }
+    };
+    if let Err(e) = served {
         tracing::debug!("client connection ended with an error: {e}");
     }
+}
+
+/// What the requests of one client connection share.
+struct Connection {
+    shared: Arc<ListenerShared>,
+    upstream: Arc<UpstreamConns>,
 }
 
 fn text(status: StatusCode, msg: String) -> Response<ProxyBody> {

@@ -41,6 +41,7 @@ mod http;
 mod listener;
 mod metrics;
 mod proxy;
+mod sniff;
 mod tcp;
 mod udp;
 mod upstream;

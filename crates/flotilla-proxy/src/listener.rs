@@ -5,13 +5,14 @@
 
 use crate::config::{ListenerConfig, Protocol};
 use crate::endpoints::ListenerShared;
-use crate::upstream::SharedIdle;
-use crate::workers::Workers;
+use crate::workers::{OnWorker, WorkerSet, Workers};
 use prometheus_client::metrics::gauge::Gauge;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpSocket, UdpSocket};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
 
 pub(crate) struct Running {
@@ -54,13 +55,15 @@ pub(crate) fn start(
             };
             let addr = l.local_addr()?;
             let mut tasks = Vec::with_capacity(workers.len());
-            for (i, idle) in shared.idle.iter().enumerate().take(workers.len()) {
+            for i in 0..workers.len() {
                 let l = l.try_clone()?;
-                let (shared, idle, protocol) = (shared.clone(), idle.clone(), cfg.protocol);
+                let (shared, set, protocol) = (shared.clone(), workers.set().clone(), cfg.protocol);
                 tasks.push(workers.spawn(i, async move {
                     // Registered with this worker's own epoll instance.
-                    match TcpListener::from_std(l) {
-                        Ok(l) => accept_loop(l, shared, idle, protocol).await,
+                    // SAFETY: the AsyncFd owns this duplicate of the socket
+                    // and never replaces or closes it while registered.
+                    match unsafe { AsyncFd::register_with_interest(l, Interest::READABLE) } {
+                        Ok(l) => accept_loop(l, i, set, shared, protocol).await,
                         Err(e) => tracing::error!("listener on worker {i}: {e}"),
                     }
                 }));
@@ -110,34 +113,86 @@ impl Drop for OpenConnection {
     }
 }
 
+/// Accepts on worker `here`'s duplicate of the listening socket and serves
+/// each connection on the worker `WorkerSet::place` chooses.
+///
+/// Accepted sockets are registered with tokio only on the worker that
+/// serves them: `tokio::net::TcpListener::accept` registers each one with the
+/// accepting worker's epoll instance at once, and handing it over then cost
+/// an `epoll_ctl` to remove it and one to add it again.
 async fn accept_loop(
-    l: TcpListener,
+    l: AsyncFd<std::net::TcpListener>,
+    here: usize,
+    set: Arc<WorkerSet>,
     shared: Arc<ListenerShared>,
-    idle: Arc<SharedIdle>,
     protocol: Protocol,
 ) {
     loop {
-        match l.accept().await {
-            Ok((stream, _)) => {
+        let accepted = match l.readable().await {
+            Ok(mut ready) => match ready.try_io(|l| accept_nonblocking(l.get_ref())) {
+                Ok(r) => r,
+                Err(_would_block) => continue,
+            },
+            Err(e) => Err(e),
+        };
+        match accepted {
+            Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 shared.metrics.open_connections.inc();
                 let open = OpenConnection(shared.metrics.open_connections.clone());
+                let placed = set.place(here);
+                let worker = placed.worker();
                 let shared = shared.clone();
-                let idle = idle.clone();
-                tokio::spawn(async move {
-                    let _open = open;
-                    if protocol == Protocol::Http {
-                        crate::http::serve_connection(stream, shared, idle).await;
-                    } else {
-                        crate::tcp::serve_connection(stream, shared).await;
+                let start = async move {
+                    // Registered with the epoll instance of the thread
+                    // this runs on.
+                    match TcpStream::from_std(stream) {
+                        Ok(s) => serve(s, shared, protocol, placed, open).await,
+                        Err(e) => tracing::warn!("serving a connection on worker {worker}: {e}"),
                     }
-                });
+                };
+                if worker == here {
+                    tokio::spawn(start);
+                } else {
+                    set.spawn(worker, start);
+                }
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                tracing::warn!("accept on {:?}: {e}", l.local_addr());
+                tracing::warn!("accept on {:?}: {e}", l.get_ref().local_addr());
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// `accept4` with the new socket non-blocking from the start (std's accept
+/// would need two `fcntl`s more for tokio).
+fn accept_nonblocking(l: &std::net::TcpListener) -> std::io::Result<std::net::TcpStream> {
+    use nix::sys::socket::{accept4, SockFlag};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let fd = accept4(
+        l.as_raw_fd(),
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)?;
+    // SAFETY: accept4 returned a new socket that nothing else owns.
+    Ok(unsafe { std::net::TcpStream::from_raw_fd(fd) })
+}
+
+/// Serves one client connection on the worker it was placed on (counted
+/// there, and as open on its service, until it ends).
+async fn serve(
+    stream: TcpStream,
+    shared: Arc<ListenerShared>,
+    protocol: Protocol,
+    placed: OnWorker,
+    _open: OpenConnection,
+) {
+    if protocol == Protocol::Http {
+        let idle = shared.idle[placed.worker()].clone();
+        crate::http::serve_connection(stream, shared, idle).await;
+    } else {
+        crate::tcp::serve_connection(stream, shared).await;
     }
 }

@@ -342,6 +342,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<Upstrea
         })??;
     stream.set_nodelay(true)?;
     let (sender, conn) = http1::Builder::new()
+        .writev(false)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(std::io::Error::other)?;
