@@ -48,7 +48,7 @@ impl EndpointState {
     }
 
     fn outstanding(&self) -> u64 {
-        self.in_flight.all.load(Ordering::Relaxed)
+        self.in_flight.all()
     }
 
     fn is_ejected(&self, now: u64) -> bool {
@@ -75,15 +75,16 @@ impl EndpointState {
 
     /// Counts one L4 connection or UDP session in flight until the guard drops.
     pub fn enter(self: &Arc<Self>) -> InFlight {
-        self.in_flight.all.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.packed.fetch_add(ONE, Ordering::Relaxed);
         self.metrics.in_flight.inc();
         InFlight(self.clone(), false)
     }
 
     /// Counts one HTTP request in flight until the guard drops.
     pub fn enter_request(self: &Arc<Self>) -> InFlight {
-        self.in_flight.requests.fetch_add(1, Ordering::Relaxed);
-        self.in_flight.all.fetch_add(1, Ordering::Relaxed);
+        self.in_flight
+            .packed
+            .fetch_add(ONE + ONE_REQUEST, Ordering::Relaxed);
         self.metrics.in_flight.inc();
         InFlight(self.clone(), true)
     }
@@ -92,12 +93,30 @@ impl EndpointState {
 /// What is in progress on one endpoint, over every listener.
 #[derive(Default, Debug)]
 pub(crate) struct InFlightCounts {
+    /// Two counts in one word, so a request enters and leaves with one
+    /// atomic operation each on this line that every worker writes: the low
+    /// half counts connections, sessions and requests (`all`), the high
+    /// half HTTP requests only (`requests`).
+    packed: AtomicU64,
+}
+
+/// One in the `all` half of `InFlightCounts::packed`.
+const ONE: u64 = 1;
+/// One in the `requests` half.
+const ONE_REQUEST: u64 = 1 << 32;
+
+impl InFlightCounts {
     /// Connections, sessions and requests: the load balancer's measure.
-    pub all: AtomicU64,
+    pub fn all(&self) -> u64 {
+        self.packed.load(Ordering::Relaxed) & (ONE_REQUEST - 1)
+    }
+
     /// HTTP requests only: what draining waits for. An L4 connection may be
     /// a client's pool that never ends on its own (a database pool); the
     /// service closes those itself when it gets its stop signal.
-    pub requests: AtomicU64,
+    pub fn requests(&self) -> u64 {
+        self.packed.load(Ordering::Relaxed) >> 32
+    }
 }
 
 /// One connection or request (`.1`) in progress on an endpoint.
@@ -105,10 +124,8 @@ pub(crate) struct InFlight(Arc<EndpointState>, bool);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.all.fetch_sub(1, Ordering::Relaxed);
-        if self.1 {
-            self.0.in_flight.requests.fetch_sub(1, Ordering::Relaxed);
-        }
+        let one = if self.1 { ONE + ONE_REQUEST } else { ONE };
+        self.0.in_flight.packed.fetch_sub(one, Ordering::Relaxed);
         self.0.metrics.in_flight.dec();
     }
 }
@@ -238,9 +255,10 @@ mod tests {
         let g = s[0].enter();
         let r = s[0].enter_request();
         assert_eq!(s[0].outstanding(), 2);
-        assert_eq!(s[0].in_flight.requests.load(Ordering::Relaxed), 1);
+        assert_eq!(s[0].in_flight.requests(), 1);
         drop(r);
-        assert_eq!(s[0].in_flight.requests.load(Ordering::Relaxed), 0);
+        assert_eq!(s[0].in_flight.requests(), 0);
+        assert_eq!(s[0].outstanding(), 1);
         drop(g);
         assert_eq!(s[0].outstanding(), 0);
     }

@@ -11,7 +11,6 @@ use crate::workers::Workers;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// The node's proxy. Cheap to clone; every clone drives the same listeners.
@@ -158,7 +157,7 @@ impl Proxy {
             .in_flight
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, c| Arc::strong_count(c) > 1 || c.all.load(Ordering::Relaxed) > 0);
+            .retain(|_, c| Arc::strong_count(c) > 1 || c.all() > 0);
         *self.inner.addrs.write().unwrap_or_else(|p| p.into_inner()) =
             listeners.iter().map(|(n, r)| (n.clone(), r.addr)).collect();
         errors
@@ -172,7 +171,7 @@ impl Proxy {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(endpoint_id)
-            .map_or(0, |c| c.all.load(Ordering::Relaxed))
+            .map_or(0, |c| c.all())
     }
 
     /// HTTP requests in progress to this endpoint (over all listeners): what
@@ -183,7 +182,7 @@ impl Proxy {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(endpoint_id)
-            .map_or(0, |c| c.requests.load(Ordering::Relaxed))
+            .map_or(0, |c| c.requests())
     }
 
     /// The address a listener is actually bound to (useful with port 0).
