@@ -19,8 +19,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 /// negotiation (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// The first read's size: a request head fits (hyper reads with 8 KiB too).
-const FIRST_READ: usize = 8 * 1024;
+/// The first read's size: a usual request head fits; the rest of a bigger
+/// one is read by hyper. Read into the connection future's own memory, so a
+/// connection costs only an allocation of what arrived.
+const FIRST_READ: usize = 2 * 1024;
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Version {
@@ -45,22 +47,19 @@ fn version(start: &[u8]) -> Option<Version> {
 /// stream, those bytes put back in front. None when the client closed (or
 /// failed) before deciding.
 pub(crate) async fn sniff<S: AsyncRead + Unpin>(mut io: S) -> io::Result<(Version, Prefixed<S>)> {
-    let mut buf = Vec::with_capacity(FIRST_READ);
+    let mut buf = [0u8; FIRST_READ];
+    let mut filled = 0;
     loop {
-        if io.read_buf(&mut buf).await? == 0 {
+        let n = io.read(&mut buf[filled..]).await?;
+        if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        if let Some(v) = version(&buf) {
-            return Ok((
-                v,
-                Prefixed {
-                    pre: Bytes::from(buf),
-                    io,
-                },
-            ));
+        filled += n;
+        if let Some(v) = version(&buf[..filled]) {
+            let pre = Bytes::copy_from_slice(&buf[..filled]);
+            return Ok((v, Prefixed { pre, io }));
         }
-        // Vec::read_buf reads into spare capacity only.
-        buf.reserve(H2_PREFACE.len());
+        // Undecided means fewer than 24 bytes so far: there is room left.
     }
 }
 
