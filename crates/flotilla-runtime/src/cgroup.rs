@@ -193,6 +193,12 @@ fn kill_all(dir: &Path) {
 /// at the start of create overlaps that wait with the setup. The write is a
 /// no-op: a throwaway child moves itself into the cgroup it is already in.
 /// Only from a single-threaded caller (it forks); best effort.
+///
+/// One fork, not a double fork: the caller does not wait for the writer (a
+/// wait would put the grace period, or an intermediate child's fork of this
+/// whole process image, back on the critical path). The writer stays this
+/// process's child until [`reap_warm_writer`] collects it or this process
+/// exits.
 pub fn warm_attach_lock() {
     if !crate::process::single_threaded() {
         return;
@@ -203,27 +209,39 @@ pub fn warm_attach_lock() {
     let Ok(path) = std::ffi::CString::new(procs.into_os_string().into_encoded_bytes()) else {
         return;
     };
-    // SAFETY: single-threaded caller (checked above); both children only make
-    // raw syscalls on memory prepared before the fork and end in _exit.
+    // SAFETY: single-threaded caller (checked above); the child only makes
+    // raw syscalls on memory prepared before the fork and ends in _exit.
     unsafe {
         match libc::fork() {
             0 => {
-                // Double fork: the caller reaps this child at once and the
-                // writer, which blocks for the grace period, is nobody's zombie.
-                if libc::fork() == 0 {
-                    let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                    if fd >= 0 {
-                        let mut buf = [0u8; 16];
-                        let n = format_pid(libc::getpid(), &mut buf);
-                        libc::write(fd, buf.as_ptr().cast(), n);
-                    }
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd >= 0 {
+                    let mut buf = [0u8; 16];
+                    let n = format_pid(libc::getpid(), &mut buf);
+                    libc::write(fd, buf.as_ptr().cast(), n);
                 }
                 libc::_exit(0);
             }
-            pid if pid > 0 => {
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            pid if pid > 0 => WARM_WRITER.store(pid, std::sync::atomic::Ordering::Relaxed),
             _ => {}
+        }
+    }
+}
+
+/// The pid of the writer [`warm_attach_lock`] forked and nobody reaped yet.
+static WARM_WRITER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Reaps the warm-up writer if it has exited, without waiting. Called once
+/// the container's init runs: init's own cgroup join queued behind the
+/// writer's, so by then the writer is done or about to `_exit`. If it is
+/// still there it stays a zombie until this process exits.
+pub(crate) fn reap_warm_writer() {
+    let pid = WARM_WRITER.swap(0, std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: waitpid on our own child, non-blocking.
+        let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+        if r == 0 {
+            WARM_WRITER.store(pid, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

@@ -374,7 +374,9 @@ impl Runtime {
     pub fn start(&self, id_or_name: &str) -> Result<()> {
         let record = self.lookup(id_or_name)?;
         let mut status = self.spawn_monitor(&record, false)?;
-        read_ready(&mut status, &record)
+        let ready = read_ready(&mut status, &record);
+        cgroup::reap_warm_writer();
+        ready
     }
 
     /// Starts a created container with its output copied live to this
@@ -384,7 +386,9 @@ impl Runtime {
     pub fn start_attached(&self, id_or_name: &str) -> Result<ExitStatus> {
         let record = self.lookup(id_or_name)?;
         let mut status = self.spawn_monitor(&record, true)?;
-        read_ready(&mut status, &record)?;
+        let ready = read_ready(&mut status, &record);
+        cgroup::reap_warm_writer();
+        ready?;
         // Ctrl-C and friends go to the container, as with `docker run`.
         let _proxy = self
             .dir(&record.id)
