@@ -64,8 +64,9 @@ pub(crate) fn status_pipe(cmd: &mut Command) -> Result<(File, OwnedFd)> {
 /// fork only the calling thread exists, so in a threaded process another
 /// thread's lock (malloc's, tracing's) could be held forever. Saves an exec
 /// of the whole `flotilla` binary per container (dynamic loading and ~52,000
-/// relocations, ~1 ms of CPU) on the start path. The monitor double-forks as
-/// always, so the container does not belong to the caller, and a detached one
+/// relocations, ~1 ms of CPU) on the start path. The forked child is the
+/// monitor itself (an exec'd monitor double-forks instead): it starts its own
+/// session, the container is its child, not the caller's, and a detached one
 /// still re-executes `waiter` into the small waiting stage.
 pub(crate) fn fork_monitor(
     dir: &std::path::Path,
@@ -89,10 +90,14 @@ pub(crate) fn fork_monitor(
     // child may run ordinary code. It never returns into the caller's code:
     // it ends in _exit without running the caller's destructors or atexit.
     match unsafe { fork() }.context("forking the monitor")? {
-        ForkResult::Parent { child } => {
+        ForkResult::Parent { .. } => {
             drop(w);
-            // The child setsid()s, forks the real monitor and exits at once.
-            let _ = nix::sys::wait::waitpid(child, None);
+            // The child setsid()s and is the monitor: not waited for here
+            // (its readiness comes through the pipe). It stays this process's
+            // child until this process exits, then init (or a subreaper)
+            // adopts it, as it would an exec'd monitor's grandchild; the
+            // single-threaded callers that fork (the `container` CLI) end
+            // when the container ends or right after starting it.
             Ok(File::from(r))
         }
         ForkResult::Child => {

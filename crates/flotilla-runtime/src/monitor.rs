@@ -48,15 +48,21 @@ pub(crate) fn main_with(dir: &Path, attach: bool, waiter: Option<&HelperCommand>
     // Own session: no controlling terminal, no signals from the caller's
     // process group (Ctrl-C on `container run` must not kill the monitor).
     let _ = nix::unistd::setsid();
-    // Fork so the caller's child exits at once and the monitor is reparented
-    // (the caller reaps that child; the container outlives the caller).
-    // SAFETY: this process is single-threaded here (fresh exec, no threads yet).
-    match unsafe { fork() } {
-        Ok(ForkResult::Parent { .. }) => return 0,
-        Ok(ForkResult::Child) => {}
-        Err(e) => {
-            report(&status, &format!("error: fork: {e}\n"));
-            return 1;
+    // An exec'd monitor forks so the caller's child exits at once and the
+    // monitor is reparented (the caller reaps that child; the container
+    // outlives the caller). A monitor forked from its caller (`waiter` set)
+    // already is that child and skips this: its caller does not wait for it
+    // (see `crate::helper::fork_monitor`), so a second fork of the caller's
+    // whole process image would only add to every start.
+    if waiter.is_none() {
+        // SAFETY: this process is single-threaded here (fresh exec, no threads yet).
+        match unsafe { fork() } {
+            Ok(ForkResult::Parent { .. }) => return 0,
+            Ok(ForkResult::Child) => {}
+            Err(e) => {
+                report(&status, &format!("error: fork: {e}\n"));
+                return 1;
+            }
         }
     }
     let dir = ContainerDir(dir.to_path_buf());
