@@ -38,6 +38,10 @@ struct AppState {
     /// Argon2 costs ~19 MiB and tens of ms of CPU per hash: bound how many
     /// run at once so a burst cannot exhaust memory or the blocking pool.
     hashing: Arc<Semaphore>,
+    /// A hash of nothing anybody knows, verified when a login names no
+    /// existing user: that answer then takes as long as a wrong password,
+    /// so response times do not tell which usernames exist.
+    unknown_user_hash: Arc<str>,
 }
 
 #[derive(Deserialize)]
@@ -89,10 +93,16 @@ async fn run() -> anyhow::Result<()> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    let unknown_user_hash: Arc<str> = Argon2::default()
+        .hash_password(&rand_bytes::<32>(), &SaltString::generate(&mut OsRng))
+        .map_err(|e| anyhow::anyhow!("hashing the unknown-user stand-in: {e}"))?
+        .to_string()
+        .into();
     let state = AppState {
         db: db.clone(),
         key,
         hashing: Arc::new(Semaphore::new(workers)),
+        unknown_user_hash,
     };
     let router = Router::new()
         .route(
@@ -103,6 +113,14 @@ async fn run() -> anyhow::Result<()> {
         .route("/sessions/{username}", put(login))
         .with_state(state);
     server::serve("users", router, Metrics::new("users")).await
+}
+
+/// N random bytes from the OS.
+fn rand_bytes<const N: usize>() -> [u8; N] {
+    use argon2::password_hash::rand_core::RngCore;
+    let mut b = [0u8; N];
+    OsRng.fill_bytes(&mut b);
+    b
 }
 
 async fn blocking<T: Send + 'static>(
@@ -239,7 +257,11 @@ async fn login(
         )
         .await?
     };
-    let Some(row) = row else { return Err(denied()) };
+    let Some(row) = row else {
+        // As slow as a wrong password (see `unknown_user_hash`).
+        verify_password(&state, body.password, state.unknown_user_hash.to_string()).await?;
+        return Err(denied());
+    };
     if !verify_password(&state, body.password, row.get(0)).await? {
         return Err(denied());
     }
