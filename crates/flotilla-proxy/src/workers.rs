@@ -25,7 +25,7 @@
 //! client pool opening at once) is accepted in one go by the first worker
 //! that wakes, and it keeps them for their whole life. Measured with wrk's
 //! 64 connections on 2 workers, one worker often served 60% or more of the
-//! requests while the other idled, which cost throughput and tripled p99.
+//! requests while the other idled.
 //! So, like HAProxy's listener (which hands an accepted connection to the
 //! least loaded thread), a worker that holds clearly more open connections
 //! than the least loaded one passes the new connection over to it
@@ -74,9 +74,9 @@ impl WorkerSet {
     /// Where worker `here`, which just accepted a connection, should serve
     /// it: itself, unless another worker has clearly fewer open connections
     /// (two fewer, plus a quarter of `here`'s). Each hand-over costs a
-    /// cross-thread wake-up and two `epoll_ctl`s; without the margin,
-    /// clients that open a connection per request made equally loaded
-    /// workers pass nearly half of them back and forth. The connection is
+    /// cross-thread wake-up; with a smaller margin, clients that open a
+    /// connection per request made equally loaded workers pass nearly half
+    /// of them back and forth. The connection is
     /// counted on the chosen worker at once, so a burst spreads out as it
     /// is accepted.
     pub fn place(self: &Arc<Self>, here: usize) -> OnWorker {
