@@ -146,7 +146,7 @@ pub(crate) struct ListenerShared {
     /// Idle upstream HTTP connections its client connections share, one
     /// pool per worker thread: a connection is registered with the epoll
     /// instance of the worker that opened it and is only used there.
-    pub idle: Vec<Arc<crate::upstream::SharedIdle>>,
+    pub idle: Vec<Arc<crate::pool::WorkerPools>>,
 }
 
 /// Power of two choices among endpoints not yet `tried` (indices into

@@ -6,8 +6,10 @@
 
 use crate::body::ProxyBody;
 use crate::endpoints::{pick, InFlight, ListenerShared};
-use crate::sniff::{sniff, Version};
-use crate::upstream::{SendError, SharedIdle, Upstream, UpstreamConns, FRESH_IDLE_AGE};
+use crate::h1;
+use crate::pool::{WorkerPools, FRESH_IDLE_AGE};
+use crate::sniff::{sniff, Prefixed, Version};
+use crate::upstream::{SendError, Upstream, UpstreamConns};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
@@ -26,11 +28,13 @@ use tokio::net::TcpStream;
 /// are forwarded as they come and never retried.
 const MAX_REPLAY_BODY: u64 = 64 * 1024;
 
-/// Serves one accepted client connection until it closes.
+/// Serves one accepted client connection until it closes: HTTP/1.1 on the
+/// fast path (`h1`) until it meets a request it leaves to hyper, h2 and the
+/// rest of such HTTP/1.1 connections through hyper.
 pub(crate) async fn serve_connection(
     stream: TcpStream,
     shared: Arc<ListenerShared>,
-    idle: Arc<SharedIdle>,
+    pools: Arc<WorkerPools>,
 ) {
     let timeouts = shared.backends.load().timeouts;
     // A client that connects and sends nothing is closed like an idle one.
@@ -42,9 +46,19 @@ pub(crate) async fn serve_connection(
         }
         Err(_) => return,
     };
+    let io = match version {
+        Version::H1 => {
+            let (pre, stream) = io.into_parts();
+            match crate::h1::serve(stream, &pre, &shared, &pools.raw).await {
+                h1::Ended::Closed => return,
+                h1::Ended::HandOver { client, rest } => Prefixed::new(rest.freeze(), client),
+            }
+        }
+        Version::H2 => io,
+    };
     let conn = Arc::new(Connection {
         shared,
-        upstream: Arc::new(UpstreamConns::new(idle)),
+        upstream: Arc::new(UpstreamConns::new(pools.hyper.clone())),
     });
     // One clone of this connection's own state per request: its reference
     // count is touched by this thread only, unlike the listener's.

@@ -6,7 +6,7 @@ use crate::config::{ListenerConfig, ProxyConfig};
 use crate::endpoints::{Backends, EndpointState, InFlightCounts, ListenerShared};
 use crate::listener::{self, Running};
 use crate::metrics::Metrics;
-use crate::upstream::SharedIdle;
+use crate::pool::WorkerPools;
 use crate::workers::Workers;
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -130,7 +130,7 @@ impl Proxy {
                 metrics: self.inner.metrics.service(&l.service),
                 idle: (0..self.inner.workers.len())
                     .map(|_| {
-                        Arc::new(SharedIdle::new(
+                        Arc::new(WorkerPools::new(
                             l.endpoints.iter().map(|e| e.addr).collect(),
                         ))
                     })

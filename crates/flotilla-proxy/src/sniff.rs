@@ -69,6 +69,17 @@ pub(crate) struct Prefixed<S> {
     io: S,
 }
 
+impl<S> Prefixed<S> {
+    pub fn new(pre: Bytes, io: S) -> Self {
+        Prefixed { pre, io }
+    }
+
+    /// The bytes not read yet from the front, and the stream.
+    pub fn into_parts(self) -> (Bytes, S) {
+        (self.pre, self.io)
+    }
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -1,61 +1,26 @@
-//! Upstream HTTP/1.1 connections: those of one client connection, and the
-//! idle ones a listener's client connections share.
+//! hyper's HTTP/1.1 connections to endpoints, for the requests the fast
+//! path (`h1`) hands over: those of h2 clients and unusual HTTP/1.1 ones.
 //!
-//! Each client connection keeps the few keep-alive connections it opened to
-//! endpoints and reuses one whenever the balancer (still deciding per
-//! request) picks the same endpoint again. When it has none for the picked
-//! endpoint it takes one from the listener's shared idle pool
-//! (`SharedIdle`), and its idle connections go there when the client
-//! connection ends: without that, clients that open a connection per
-//! request (`Connection: close`, short-lived scripts) would make the proxy
-//! dial the endpoint for every request too, which halved throughput against
-//! HAProxy's `http-reuse`. The upstream connection's I/O is
-//! driven by the client connection's own task: while waiting for the
-//! response headers by the request, then by the response body as the client
-//! side writes it out. Compared with hyper-util's legacy pooled client this
-//! removes, per request, the pool's global lock and two cross-task hand-offs
-//! (with their wake-ups, often across worker threads); the lock here is per
-//! client connection and uncontended for HTTP/1.1 clients, which send one
-//! request at a time. Written by hand because no
-//! crate offers a connection cache with this ownership (per downstream
-//! connection, keyed by endpoint address); hyper's `client::conn` does the
-//! protocol work.
+//! The upstream connection's I/O is driven by the client connection's own
+//! task: while waiting for the response headers by the request, then by
+//! the response body as the client side writes it out. Compared with
+//! hyper-util's legacy pooled client this removes, per request, the pool's
+//! global lock and two cross-task hand-offs (with their wake-ups, often
+//! across worker threads). Cached per client connection and per listener
+//! by `pool`; hyper's `client::conn` does the protocol work.
 
 use crate::body::ProxyBody;
+use crate::pool::{ConnCache, Pooled, MAX_IDLE_AGE};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-
-/// Idle upstream connections one client connection keeps at most: with
-/// three endpoints, P2C lands on a cached one most of the time, and an h2
-/// client with several streams in flight opens extra ones as it needs.
-const MAX_IDLE: usize = 4;
-
-/// Idle connections the shared pool keeps per endpoint at most; enough
-/// for a few hundred client connections that each had one request in
-/// flight, bounded so a burst does not pin file descriptors for long.
-const MAX_SHARED_IDLE: usize = 256;
-
-/// A connection idle for longer is closed rather than reused: endpoints
-/// close idle keep-alive connections on their own schedule (often 5 s to
-/// 2 min), and a reused connection that the endpoint is closing at that
-/// moment fails the request.
-const MAX_IDLE_AGE: Duration = Duration::from_secs(30);
-
-/// A request that may not be sent twice (POST, PATCH) only reuses a
-/// connection idle for less than this: if the endpoint closed it in the
-/// meantime, the request could fail after it was written, with no retry
-/// allowed. Idempotent requests are retried in that case instead.
-pub(crate) const FRESH_IDLE_AGE: Duration = Duration::from_secs(2);
 
 type Sender = http1::SendRequest<ProxyBody>;
 type Conn = http1::Connection<TokioIo<TcpStream>, ProxyBody>;
@@ -71,14 +36,6 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// Whether it is still open. Polls the connection once (nobody polled
-    /// it while idle), so an endpoint's close that already arrived is
-    /// noticed before a request is written to it.
-    fn is_open(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        self.poll_conn(&mut cx).is_pending() && !self.sender.is_closed()
-    }
-
     /// Moves the connection's I/O forward; Ready once it has closed (by
     /// either side, or on an error), after which it must not be reused.
     pub fn poll_conn(&mut self, cx: &mut Context<'_>) -> Poll<()> {
@@ -125,6 +82,26 @@ impl Upstream {
     }
 }
 
+impl Pooled for Upstream {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn idle_since(&self) -> Instant {
+        self.idle_since
+    }
+
+    fn set_idle_since(&mut self, at: Instant) {
+        self.idle_since = at;
+    }
+
+    /// Polls the connection once (nobody polled it while idle).
+    fn is_open(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.poll_conn(&mut cx).is_pending() && !self.sender.is_closed()
+    }
+}
+
 /// A failed send; carries the request back when none of it was written.
 type TrySendError = hyper::client::conn::TrySendError<Request<ProxyBody>>;
 
@@ -154,55 +131,9 @@ impl std::fmt::Display for SendError {
     }
 }
 
-/// Idle upstream connections owned by one client connection; handed to the
-/// listener's shared pool when it ends. Connections in use are owned by
-/// their request and then by its response body, which gives them back once
-/// it is complete.
-pub(crate) struct UpstreamConns {
-    idle: Mutex<Vec<Upstream>>,
-    shared: Arc<SharedIdle>,
-}
+pub(crate) type UpstreamConns = ConnCache<Upstream>;
 
-impl UpstreamConns {
-    pub fn new(shared: Arc<SharedIdle>) -> Self {
-        UpstreamConns {
-            idle: Mutex::new(Vec::new()),
-            shared,
-        }
-    }
-
-    /// A usable connection to `addr`: one of this client connection's own,
-    /// else one from the shared pool.
-    fn take(&self, addr: SocketAddr, max_age: Duration) -> Option<Upstream> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let mut i = 0;
-        while i < idle.len() {
-            if idle[i].addr != addr || idle[i].idle_since.elapsed() > max_age {
-                i += 1;
-                continue;
-            }
-            let mut u = idle.swap_remove(i);
-            if u.is_open() {
-                return Some(u);
-            }
-        }
-        drop(idle);
-        self.shared.take(addr, max_age)
-    }
-
-    /// Keeps a connection whose last response is complete for the next
-    /// request to its endpoint.
-    pub fn put(&self, mut u: Upstream) {
-        u.idle_since = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() >= MAX_IDLE {
-            // Oldest first: the connection least likely to be picked again.
-            let old = idle.remove(0);
-            self.shared.put(old);
-        }
-        idle.push(u);
-    }
-
+impl ConnCache<Upstream> {
     /// Sends `req` (origin-form URI, Host set) to `addr` on a cached
     /// connection when there is one, otherwise on a new one. Returns the
     /// response headers and the connection, which the response body must
@@ -240,93 +171,6 @@ impl UpstreamConns {
             Ok(resp) => Ok((resp, u)),
             Err(e) => Err(SendError::Upstream(e.into_error())),
         }
-    }
-}
-
-impl Drop for UpstreamConns {
-    /// The client connection ended: its idle upstream connections serve the
-    /// listener's next clients instead of being closed.
-    fn drop(&mut self) {
-        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|p| p.into_inner()));
-        for u in idle {
-            self.shared.put(u);
-        }
-    }
-}
-
-/// Idle upstream connections shared by all client connections of one
-/// listener (on one worker thread), per endpoint address, most recently
-/// used last. Nobody polls them while they wait; `Upstream::is_open` checks
-/// each one as it is taken, and `put` closes those that waited too long.
-pub(crate) struct SharedIdle {
-    state: Mutex<IdleState>,
-}
-
-struct IdleState {
-    by_addr: HashMap<SocketAddr, Vec<Upstream>>,
-    /// The listener's current endpoints: a connection to any other address
-    /// is closed when it is given back, even if its endpoint left while
-    /// the connection was in use.
-    endpoints: HashSet<SocketAddr>,
-}
-
-impl SharedIdle {
-    pub fn new(endpoints: HashSet<SocketAddr>) -> Self {
-        SharedIdle {
-            state: Mutex::new(IdleState {
-                by_addr: HashMap::new(),
-                endpoints,
-            }),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, IdleState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The most recently used open connection to `addr` that has been idle
-    /// for at most `max_age` (the one most likely still open); closed ones
-    /// met on the way are dropped.
-    fn take(&self, addr: SocketAddr, max_age: Duration) -> Option<Upstream> {
-        let mut state = self.lock();
-        let list = state.by_addr.get_mut(&addr)?;
-        while let Some(last) = list.last() {
-            if last.idle_since.elapsed() > max_age {
-                // Too old for this request, and the rest are older still;
-                // `put` closes them once they are too old for any request.
-                return None;
-            }
-            let mut u = list.pop().expect("checked above");
-            if u.is_open() {
-                return Some(u);
-            }
-            // Closed by the endpoint: dropped; try the next one.
-        }
-        None
-    }
-
-    fn put(&self, u: Upstream) {
-        let mut state = self.lock();
-        if !state.endpoints.contains(&u.addr) {
-            return; // its endpoint left: dropping it closes it
-        }
-        let list = state.by_addr.entry(u.addr).or_default();
-        // Oldest first: close what waited too long or exceeds the bound.
-        let stale = list
-            .iter()
-            .take_while(|o| o.idle_since.elapsed() > MAX_IDLE_AGE)
-            .count();
-        let excess = (list.len() + 1).saturating_sub(MAX_SHARED_IDLE);
-        list.drain(..stale.max(excess));
-        list.push(u);
-    }
-
-    /// The listener's endpoints changed: closes the idle connections to
-    /// those that left (a replica that is gone, or draining).
-    pub fn set_endpoints(&self, endpoints: HashSet<SocketAddr>) {
-        let mut state = self.lock();
-        state.by_addr.retain(|a, _| endpoints.contains(a));
-        state.endpoints = endpoints;
     }
 }
 
