@@ -7,10 +7,11 @@
 use crate::body::ProxyBody;
 use crate::endpoints::{pick, InFlight, ListenerShared};
 use crate::h1;
+use crate::lazy::LazyStream;
 use crate::pool::{WorkerPools, FRESH_IDLE_AGE};
 use crate::sniff::{sniff, Prefixed, Version};
 use crate::upstream::{SendError, Upstream, UpstreamConns};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -21,7 +22,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 /// Request bodies up to this size (with a known length) are buffered so the
 /// request can be replayed on another endpoint; larger or streamed bodies
@@ -32,29 +32,36 @@ const MAX_REPLAY_BODY: u64 = 64 * 1024;
 /// fast path (`h1`) until it meets a request it leaves to hyper, h2 and the
 /// rest of such HTTP/1.1 connections through hyper.
 pub(crate) async fn serve_connection(
-    stream: TcpStream,
+    stream: std::net::TcpStream,
     shared: Arc<ListenerShared>,
     pools: Arc<WorkerPools>,
 ) {
     let timeouts = shared.backends.load().timeouts;
+    let mut client = LazyStream::new(stream);
+    let mut start = BytesMut::new();
     // A client that connects and sends nothing is closed like an idle one.
-    let (version, io) = match tokio::time::timeout(timeouts.idle(), sniff(stream)).await {
-        Ok(Ok(started)) => started,
+    let version = match tokio::time::timeout(timeouts.idle(), sniff(&mut client, &mut start)).await
+    {
+        Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::debug!("client connection ended before its first request: {e}");
             return;
         }
         Err(_) => return,
     };
-    let io = match version {
-        Version::H1 => {
-            let (pre, stream) = io.into_parts();
-            match crate::h1::serve(stream, &pre, &shared, &pools.raw).await {
-                h1::Ended::Closed => return,
-                h1::Ended::HandOver { client, rest } => Prefixed::new(rest.freeze(), client),
-            }
+    let (client, rest) = match version {
+        Version::H1 => match crate::h1::serve(client, start, &shared, &pools.raw).await {
+            h1::Ended::Closed => return,
+            h1::Ended::HandOver { client, rest } => (client, rest),
+        },
+        Version::H2 => (client, start),
+    };
+    let io = match client.into_tokio() {
+        Ok(s) => Prefixed::new(rest.freeze(), s),
+        Err(e) => {
+            tracing::warn!("serving a client connection: {e}");
+            return;
         }
-        Version::H2 => io,
     };
     let conn = Arc::new(Connection {
         shared,

@@ -48,6 +48,7 @@ mod config;
 mod endpoints;
 mod h1;
 mod http;
+mod lazy;
 mod listener;
 mod metrics;
 mod pool;

@@ -144,12 +144,7 @@ async fn accept_loop(
                 let worker = placed.worker();
                 let shared = shared.clone();
                 let start = async move {
-                    // Registered with the epoll instance of the thread
-                    // this runs on.
-                    match TcpStream::from_std(stream) {
-                        Ok(s) => serve(s, shared, protocol, placed, open).await,
-                        Err(e) => tracing::warn!("serving a connection on worker {worker}: {e}"),
-                    }
+                    serve(stream, shared, protocol, placed, open).await;
                 };
                 if worker == here {
                     tokio::spawn(start);
@@ -183,16 +178,21 @@ fn accept_nonblocking(l: &std::net::TcpListener) -> std::io::Result<std::net::Tc
 /// Serves one client connection on the worker it was placed on (counted
 /// there, and as open on its service, until it ends).
 async fn serve(
-    stream: TcpStream,
+    stream: std::net::TcpStream,
     shared: Arc<ListenerShared>,
     protocol: Protocol,
     placed: OnWorker,
     _open: OpenConnection,
 ) {
     if protocol == Protocol::Http {
-        let idle = shared.idle[placed.worker()].clone();
-        crate::http::serve_connection(stream, shared, idle).await;
+        // Registered with tokio only if it has to wait (`lazy`).
+        let pools = shared.idle[placed.worker()].clone();
+        crate::http::serve_connection(stream, shared, pools).await;
     } else {
-        crate::tcp::serve_connection(stream, shared).await;
+        // Registered with the epoll instance of the thread this runs on.
+        match TcpStream::from_std(stream) {
+            Ok(s) => crate::tcp::serve_connection(s, shared).await,
+            Err(e) => tracing::warn!("serving a connection on worker {}: {e}", placed.worker()),
+        }
     }
 }

@@ -6,23 +6,20 @@
 //! second `recv`: one more system call per client connection, about a tenth
 //! of the proxy's calls when every request comes on a new connection. Here
 //! the first read takes what the client sent (normally the whole request
-//! head), and the bytes read go in front of the socket's (`Prefixed`) for
-//! hyper to parse.
+//! head); the HTTP/1.1 fast path goes on from those bytes, and hyper gets
+//! them in front of the socket's (`Prefixed`).
 
+use crate::lazy::LazyStream;
+use bytes::BytesMut;
 use bytes::{Buf, Bytes};
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// What a client connection starts with when it speaks h2 without
 /// negotiation (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// The first read's size: a usual request head fits; the rest of a bigger
-/// one is read by hyper. Read into the connection future's own memory, so a
-/// connection costs only an allocation of what arrived.
-const FIRST_READ: usize = 2 * 1024;
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Version {
@@ -43,23 +40,17 @@ fn version(start: &[u8]) -> Option<Version> {
     }
 }
 
-/// Reads the connection's first bytes and returns its protocol with the
-/// stream, those bytes put back in front. None when the client closed (or
-/// failed) before deciding.
-pub(crate) async fn sniff<S: AsyncRead + Unpin>(mut io: S) -> io::Result<(Version, Prefixed<S>)> {
-    let mut buf = [0u8; FIRST_READ];
-    let mut filled = 0;
+/// Reads the connection's first bytes into `start` and returns its
+/// protocol. An error when the client closed (or failed) before deciding.
+pub(crate) async fn sniff(io: &mut LazyStream, start: &mut BytesMut) -> io::Result<Version> {
     loop {
-        let n = io.read(&mut buf[filled..]).await?;
-        if n == 0 {
+        if io.read_buf(start).await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        filled += n;
-        if let Some(v) = version(&buf[..filled]) {
-            let pre = Bytes::copy_from_slice(&buf[..filled]);
-            return Ok((v, Prefixed { pre, io }));
+        if let Some(v) = version(start) {
+            return Ok(v);
         }
-        // Undecided means fewer than 24 bytes so far: there is room left.
+        // Undecided means fewer than 24 bytes so far: read more.
     }
 }
 
@@ -72,11 +63,6 @@ pub(crate) struct Prefixed<S> {
 impl<S> Prefixed<S> {
     pub fn new(pre: Bytes, io: S) -> Self {
         Prefixed { pre, io }
-    }
-
-    /// The bytes not read yet from the front, and the stream.
-    pub fn into_parts(self) -> (Bytes, S) {
-        (self.pre, self.io)
     }
 }
 
@@ -129,7 +115,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncWriteExt;
 
     #[test]
     fn the_first_bytes_decide() {
@@ -144,28 +129,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn bytes_read_to_decide_are_read_again_then_the_rest() {
-        let (mut client, server) = tokio::io::duplex(64);
-        let writer = tokio::spawn(async move {
+    async fn reads_until_the_first_bytes_decide() {
+        use std::io::Write;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let writer = std::thread::spawn(move || {
             // The preface in pieces: two reads are needed to decide.
-            client.write_all(&H2_PREFACE[..5]).await.unwrap();
-            tokio::task::yield_now().await;
-            client.write_all(&H2_PREFACE[5..]).await.unwrap();
-            client.write_all(b"frames").await.unwrap();
+            client.write_all(&H2_PREFACE[..5]).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            client.write_all(&H2_PREFACE[5..]).unwrap();
+            client
         });
-        let (v, mut io) = sniff(server).await.unwrap();
-        writer.await.unwrap();
-        assert_eq!(v, Version::H2);
-        let mut all = Vec::new();
-        io.read_to_end(&mut all).await.unwrap();
-        assert_eq!(&all[..H2_PREFACE.len()], H2_PREFACE);
-        assert_eq!(&all[H2_PREFACE.len()..], b"frames");
+        let mut io = LazyStream::new(s);
+        let mut start = BytesMut::new();
+        assert_eq!(sniff(&mut io, &mut start).await.unwrap(), Version::H2);
+        assert_eq!(&start[..], H2_PREFACE);
+        drop(writer.join().unwrap());
     }
 
     #[tokio::test]
     async fn a_client_that_closes_at_once_is_an_error() {
-        let (client, server) = tokio::io::duplex(64);
-        drop(client);
-        assert!(sniff(server).await.is_err());
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        drop(std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap());
+        let (s, _) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let mut start = BytesMut::new();
+        assert!(sniff(&mut LazyStream::new(s), &mut start).await.is_err());
     }
 }

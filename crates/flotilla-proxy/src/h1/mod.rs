@@ -29,6 +29,7 @@ mod chunked;
 mod head;
 
 use crate::endpoints::{pick, ListenerShared};
+use crate::lazy::LazyStream;
 use crate::pool::{ConnCache, Pooled, SharedIdle, FRESH_IDLE_AGE};
 use bytes::{Buf, BytesMut};
 use chunked::{BadChunk, ChunkedEnd};
@@ -50,7 +51,7 @@ pub(crate) enum Ended {
     Closed,
     /// hyper serves the rest: `rest` was read from the client and not yet
     /// served (it starts with a whole or partial request).
-    HandOver { client: TcpStream, rest: BytesMut },
+    HandOver { client: LazyStream, rest: BytesMut },
 }
 
 /// A kept-alive plain TCP connection to an endpoint.
@@ -88,23 +89,22 @@ impl Pooled for RawUpstream {
     }
 }
 
-/// Serves HTTP/1.1 requests on `client`, whose first bytes `pre` were read
-/// already, until it closes or sends something for hyper.
+/// Serves HTTP/1.1 requests on `client`, whose first bytes `start` were
+/// read already, until it closes or sends something for hyper.
 pub(crate) async fn serve(
-    client: TcpStream,
-    pre: &[u8],
+    client: LazyStream,
+    start: BytesMut,
     shared: &ListenerShared,
     pool: &Arc<SharedIdle<RawUpstream>>,
 ) -> Ended {
     let mut conn = ClientConn {
         client,
-        buf: BytesMut::with_capacity(READ_SIZE.max(pre.len())),
+        buf: start,
         upstreams: ConnCache::new(pool.clone()),
         req: Vec::with_capacity(1024),
         out: Vec::with_capacity(1024),
         resp_buf: BytesMut::new(),
     };
-    conn.buf.extend_from_slice(pre);
     loop {
         let timeouts = shared.backends.load().timeouts;
         let head = match conn.read_request(timeouts.idle(), timeouts.request()).await {
@@ -128,7 +128,7 @@ struct HandOver;
 
 /// One client connection's state on the fast path.
 struct ClientConn {
-    client: TcpStream,
+    client: LazyStream,
     /// Read from the client and not yet forwarded.
     buf: BytesMut,
     upstreams: ConnCache<RawUpstream>,
@@ -513,8 +513,7 @@ async fn read_body(
 
 /// Reads more from the client into `buf` within `timeout`; false when the
 /// client closed, failed or stalled.
-async fn read_more(client: &mut TcpStream, buf: &mut BytesMut, timeout: Duration) -> bool {
-    buf.reserve(READ_SIZE);
+async fn read_more(client: &mut LazyStream, buf: &mut BytesMut, timeout: Duration) -> bool {
     matches!(
         tokio::time::timeout(timeout, client.read_buf(buf)).await,
         Ok(Ok(n)) if n > 0
