@@ -100,6 +100,9 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     };
     // A listener closed and re-bound by `apply` must not wait out TIME_WAIT.
     s.set_reuseaddr(true)?;
+    // Inherited by every accepted socket (Linux copies it at accept): one
+    // `setsockopt` per listener instead of one per connection.
+    s.set_nodelay(true)?;
     s.bind(addr)?;
     s.listen(1024)
 }
@@ -137,7 +140,6 @@ async fn accept_loop(
         };
         match accepted {
             Ok(stream) => {
-                let _ = stream.set_nodelay(true);
                 shared.metrics.open_connections.inc();
                 let open = OpenConnection(shared.metrics.open_connections.clone());
                 let placed = set.place(here);
@@ -194,5 +196,18 @@ async fn serve(
             Ok(s) => crate::tcp::serve_connection(s, shared).await,
             Err(e) => tracing::warn!("serving a connection on worker {}: {e}", placed.worker()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let l = bind_tcp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        assert!(s.nodelay().unwrap());
     }
 }
