@@ -12,10 +12,12 @@
 //! [`rootfs`] overlay snapshots and volumes; [`network`] the net crate glue;
 //! [`monitor`] the per-container supervisor; [`logs`] json-file logs;
 //! [`exec`] tenant processes; [`cgroup`] stats and OOM; [`record`] on-disk
-//! state; [`process`] pidfd helpers; [`entry`] helper-process entry points.
+//! state; [`ephemeral`] the tmpfs for state that need not survive a reboot;
+//! [`process`] pidfd helpers; [`entry`] helper-process entry points.
 
 pub mod cgroup;
 pub mod entry;
+pub mod ephemeral;
 pub mod exec;
 pub mod helper;
 pub mod image;

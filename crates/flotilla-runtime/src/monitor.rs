@@ -123,7 +123,7 @@ fn supervise(
     // Children must not inherit an ignored SIGPIPE (Rust ignores it at startup).
     set_sigpipe(libc::SIG_DFL);
     let init = match record.driver {
-        Driver::Native => start_native(dir.path(), &record, devnull, out_w, err_w),
+        Driver::Native => start_native(&record, devnull, out_w, err_w),
         Driver::Process => start_process(&record, devnull, out_w, err_w),
     };
     set_sigpipe(libc::SIG_IGN);
@@ -352,22 +352,24 @@ fn set_sigpipe(handler: libc::sighandler_t) {
     unsafe { libc::signal(libc::SIGPIPE, handler) };
 }
 
-fn start_native(
-    dir: &Path,
-    record: &ContainerRecord,
-    stdin: File,
-    out: OwnedFd,
-    err: OwnedFd,
-) -> Result<Pid> {
+fn start_native(record: &ContainerRecord, stdin: File, out: OwnedFd, err: OwnedFd) -> Result<Pid> {
     use libcontainer::container::builder::ContainerBuilder;
     use libcontainer::syscall::syscall::SyscallType;
+    let bundle = crate::ephemeral::bundle_dir(&record.id);
+    if !bundle.join(crate::record::OCI_CONFIG).exists() {
+        // The tmpfs is emptied by a reboot, which also took the overlay mount.
+        anyhow::bail!(
+            "the container's start bundle {} is gone (was the host rebooted since it was created?): remove the container and create it again",
+            bundle.display()
+        );
+    }
     let mut container = ContainerBuilder::new(record.id.clone(), SyscallType::default())
         .with_root_path(LIBCONTAINER_ROOT)
         .context("libcontainer root path")?
         .with_stdin(OwnedFd::from(stdin))
         .with_stdout(out)
         .with_stderr(err)
-        .as_init(dir)
+        .as_init(&bundle)
         .with_systemd(false)
         .with_detach(true)
         .build()
@@ -496,6 +498,8 @@ fn pump(writer: &mut LogWriter, out: OwnedFd, err: OwnedFd, init: Pid, attach: b
 /// on the critical path of every foreground run.
 fn cleanup_reaped(record: &ContainerRecord) {
     cgroup::remove_reaped(&record.cgroup_path);
+    // A container starts once: its bundle is not read again.
+    crate::ephemeral::remove_bundle(&record.id);
     let state = Path::new(LIBCONTAINER_ROOT).join(&record.id);
     if let Err(e) = std::fs::remove_dir_all(&state) {
         if e.kind() != std::io::ErrorKind::NotFound {
@@ -522,6 +526,7 @@ pub fn cleanup_native(record: &ContainerRecord) {
         }
     }
     cgroup::remove(&record.cgroup_path);
+    crate::ephemeral::remove_bundle(&record.id);
 }
 
 /// Whether the monitor recorded in `dir` is still alive.

@@ -3,11 +3,15 @@
 //! crash never sees half a record). Whoever restarts reads these to re-adopt.
 //!
 //! - `record.json`  [`ContainerRecord`]: written once by `create`.
-//! - `config.json`  the OCI runtime spec (native driver).
 //! - `monitor.json` [`MonitorRecord`]: written by the monitor once the
 //!   container's init runs.
 //! - `exit.json`    [`ExitRecord`]: written by the monitor after reaping init.
 //! - `container.log` JSON lines `{"log","stream","time"}` like Docker's json-file.
+//! - `rootfs/`, `upper/`, `work/` the overlay (native driver).
+//!
+//! The OCI `config.json` and the generated /etc files a native container
+//! starts with are not here but in its bundle on the runtime's tmpfs
+//! ([`crate::ephemeral::bundle_dir`]): only its start reads them.
 
 use crate::spec::{ContainerSpec, Driver};
 use anyhow::{Context as _, Result};
@@ -24,12 +28,10 @@ pub const MONITOR_LOG: &str = "monitor.log";
 pub const ROOTFS: &str = "rootfs";
 pub const UPPER: &str = "upper";
 pub const WORK: &str = "work";
-pub const ETC: &str = "etc";
 
 /// Where libcontainer keeps its own per-container state (notify socket and
-/// state.json). Under /run like runc's /run/runc: it must be short because a
-/// unix socket path lives there, and it rightly vanishes on reboot.
-pub const LIBCONTAINER_ROOT: &str = "/run/flotilla/youki";
+/// state.json): on the runtime's tmpfs, see [`crate::ephemeral`].
+pub use crate::ephemeral::LIBCONTAINER_ROOT;
 
 /// Facts fixed at create time.
 #[derive(Debug, Clone, Serialize, Deserialize)]

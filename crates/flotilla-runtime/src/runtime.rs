@@ -11,11 +11,11 @@ use crate::oci::{self, NetNs, OciInputs, OciMount};
 use crate::process::{open_pidfd, pidfd_signal, wait_pidfd};
 use crate::record::{
     new_id, now_rfc3339, short_id, write_json_atomic, ContainerDir, ContainerRecord, ExitRecord,
-    ETC, LIBCONTAINER_ROOT, LOG, OCI_CONFIG, RECORD,
+    LIBCONTAINER_ROOT, LOG, OCI_CONFIG, RECORD,
 };
 use crate::resolve::{self, ImageFacts};
 use crate::spec::{ContainerSpec, Driver, MountSpec, NetworkMode, DEFAULT_STOP_GRACE};
-use crate::{image, network, rootfs};
+use crate::{ephemeral, image, network, rootfs};
 use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -204,6 +204,7 @@ impl Runtime {
         }
         if spec.driver == Driver::Native {
             cgroup::warm_attach_lock();
+            ephemeral::ensure_mounted()?;
         }
         let _lock = Lock::take(&self.containers_dir().join(".lock"))?;
         let id = new_id()?;
@@ -282,7 +283,13 @@ impl Runtime {
             }
             return Ok(record);
         }
-        let rootfs = rootfs::mount_overlay(dir.path(), &facts.layers)?;
+        let mut layers = facts.layers.clone();
+        layers.extend(rootfs::mount_targets_layer(
+            &self.data_dir,
+            &facts.id,
+            &facts.layers,
+        ));
+        let rootfs = rootfs::mount_overlay(dir.path(), &layers)?;
         let read = |p: &str| fs::read_to_string(rootfs.join(p)).unwrap_or_default();
         let user = resolve::resolve_user(
             spec.user.as_deref().or(facts.user.as_deref()),
@@ -321,11 +328,14 @@ impl Runtime {
                 },
             });
         }
+        // The start bundle (config.json and the /etc files) goes to the
+        // runtime's tmpfs: only this container's start reads it.
+        let bundle = ephemeral::bundle_dir(id);
         let att = if spec.network == NetworkMode::None {
-            network::none(&hostname, &dir.file(ETC))?
+            network::none(&hostname, &bundle)?
         } else {
             guard.net = true;
-            network::attach(&self.data_dir, id, &spec.network, &hostname, &dir.file(ETC))?
+            network::attach(&self.data_dir, id, &spec.network, &hostname, &bundle)?
         };
         let user_targets: Vec<&str> = spec.mounts.iter().map(|m| m.target()).collect();
         // The caller's own mounts of /etc/hosts etc. win over the generated ones.
@@ -365,7 +375,7 @@ impl Runtime {
             pids_limit: spec.pids_limit,
             cgroup_path,
         })?;
-        oci.save(dir.file(OCI_CONFIG))
+        oci.save(bundle.join(OCI_CONFIG))
             .context("writing config.json")?;
         Ok(record)
     }
@@ -586,6 +596,7 @@ impl Runtime {
                 }
                 cgroup::remove(&r.cgroup_path);
             }
+            ephemeral::remove_bundle(id);
             rootfs::unmount(dir.path())?;
             // `none` namespaces die with the container; nothing to detach.
             let private_ns = record.is_some_and(|r| r.spec.network == NetworkMode::None);
@@ -823,6 +834,7 @@ impl Drop for CreateGuard<'_> {
         }
         let dir = self.rt.dir(&self.id);
         let _ = rootfs::unmount(dir.path());
+        ephemeral::remove_bundle(&self.id);
         if self.net {
             let _ = network::detach(&self.rt.data_dir, &self.id);
         }

@@ -320,3 +320,61 @@ fn network_none_has_loopback_up_and_generated_etc_files() {
     // lo's operstate is "unknown" when up (it has no carrier), "down" otherwise.
     assert_eq!(out, "unknown\nlo\nsolo\n");
 }
+
+#[test]
+fn start_state_lives_on_the_runtime_tmpfs_and_goes_with_the_container() {
+    use flotilla_runtime::ephemeral::{bundle_dir, EPHEMERAL_ROOT, LIBCONTAINER_ROOT};
+    let f = Fixture::new();
+    let id = f.rt.run(&f.spec(&["/bin/sleep", "60"])).unwrap();
+    let statfs = nix::sys::statfs::statfs(EPHEMERAL_ROOT).unwrap();
+    assert_eq!(statfs.filesystem_type(), nix::sys::statfs::TMPFS_MAGIC);
+    let bundle = bundle_dir(&id);
+    let state = std::path::Path::new(LIBCONTAINER_ROOT).join(&id);
+    assert!(bundle.join("config.json").exists() && bundle.join("hosts").exists());
+    assert!(state.join("state.json").exists());
+    // Nothing of it in the container's directory on disk.
+    let dir = f.rt.data_dir().join("containers").join(&id);
+    assert!(!dir.join("config.json").exists() && !dir.join("etc").exists());
+    f.rt.stop(&id, Some(Duration::from_secs(0))).unwrap();
+    // The monitor deletes both once init is reaped: a container starts once.
+    assert!(!bundle.exists(), "bundle left after exit");
+    assert!(!state.exists(), "libcontainer state left after exit");
+    assert_eq!(f.rt.inspect(&id).unwrap().state, ContainerState::Exited);
+}
+
+/// What a reboot leaves: the data dir's records, an empty tmpfs, no
+/// processes. Simulated by killing the monitor, then init, and deleting the
+/// container's tmpfs state.
+#[test]
+fn after_a_reboot_running_containers_read_dead_and_created_ones_refuse_to_start() {
+    use flotilla_runtime::ephemeral::{bundle_dir, LIBCONTAINER_ROOT};
+    let f = Fixture::new();
+    let running = f.rt.run(&f.spec(&["/bin/sleep", "60"])).unwrap();
+    let created = f.rt.create(&f.spec(&["/bin/true"])).unwrap();
+    let info = f.rt.inspect(&running).unwrap();
+    let (monitor, init) = (info.monitor_pid.unwrap(), info.pid.unwrap());
+    // The monitor first, so it records no exit.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    for _ in 0..200 {
+        if f.rt.inspect(&running).unwrap().state == ContainerState::Dead {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(init), nix::sys::signal::SIGKILL).unwrap();
+    for id in [&running, &created] {
+        let _ = std::fs::remove_dir_all(bundle_dir(id));
+        let _ = std::fs::remove_dir_all(std::path::Path::new(LIBCONTAINER_ROOT).join(id));
+    }
+    assert_eq!(f.rt.inspect(&running).unwrap().state, ContainerState::Dead);
+    let err = f.rt.start(&created).unwrap_err();
+    assert!(format!("{err:#}").contains("start bundle"), "{err:#}");
+    for id in [&running, &created] {
+        f.rt.remove(id, true).unwrap();
+        assert!(f.rt.inspect(id).is_err());
+    }
+}
