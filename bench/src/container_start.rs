@@ -17,6 +17,15 @@ const IMAGE_DOCKER: &str = "flotilla-bench/busybox:bench";
 /// `unified`, "drop all controllers from cgroupv2") unless it sees no v2 controllers.
 const UNIFIED_CONTROLLERS: &str = "/sys/fs/cgroup/unified/cgroup.controllers";
 const MEMORY_CONTAINERS: usize = 10;
+/// Pause after every timed run, the same for every tool, before the next
+/// tool's run starts. Work a tool leaves running after its client exits
+/// (dockerd and containerd removing a container and the shim exiting,
+/// Flotilla's background delete of a `--rm` container's files, the kernel's
+/// RCU callbacks after namespaces and mounts go away) otherwise lands in the
+/// next contender's timed run on this 2-core machine: Docker's ran into
+/// whichever tool followed it (without the pause, crun's median was 9.0 ms
+/// after Flotilla's runs and 19.5 ms after Docker's). Not timed.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// One tool being timed. `command(n)` builds the n-th run's command line.
 struct Contender {
@@ -46,6 +55,7 @@ pub fn run(ctx: &Ctx) -> Result<BenchResult> {
         "Same root filesystem everywhere: Debian's static busybox, imported as a rootfs tar into Flotilla (`flotilla image import`) and Docker (`docker import`), and used as the read-only bundle rootfs for crun and runc.".into(),
         "Every contender gets its own, empty network namespace (loopback only): `runc spec`'s default namespaces for crun and runc, `--network none` for Docker, Flotilla's default (no network attachment). No bridge/veth setup is timed anywhere.".into(),
         "crun and runc share one `config.json` (from `runc spec`, with `process.args`, `root.path`, `terminal: false` set). Flotilla and Docker mount an overlay over the image; crun/runc bind the rootfs directly.".into(),
+        format!("Between two timed runs (of any tool) the harness waits {} ms, untimed, so work a tool leaves behind after its client exits (Docker's container removal and shim exit, Flotilla's background delete of the `--rm` container's files, the kernel's deferred namespace and mount teardown) finishes before the next tool's run instead of landing in it.", SETTLE.as_millis()),
         format!("crun (Debian's 1.8) refuses this host's hybrid cgroups, so each crun run starts in a private mount namespace where `{UNIFIED_CONTROLLERS}` is bind-mounted over by an empty file (done in the forked child before exec: two syscalls, no extra process)."),
     ];
     res.versions.insert(
@@ -162,7 +172,9 @@ fn time_interleaved(
             }
             crate::interrupt::check()?;
             let c = &mut contenders[i];
-            match timed_run(&mut (c.command)(round)) {
+            let run = timed_run(&mut (c.command)(round));
+            std::thread::sleep(SETTLE);
+            match run {
                 Ok(d) => c.samples.push(d.as_secs_f64() * 1000.0),
                 Err(e) if c.is_flotilla => return Err(e.context("flotilla container run failed")),
                 Err(e) => {
