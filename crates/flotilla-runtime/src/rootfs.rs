@@ -155,6 +155,29 @@ pub fn mount_targets_layer(data_dir: &Path, image_id: &str, layers: &[PathBuf]) 
     }
 }
 
+/// Deletes what [`mount_targets_layer`] made for an image that was removed
+/// from the store (its layer, or its "has them all" marker). Nothing there
+/// is fine; a failure is only logged: the few files left cost nothing.
+pub fn remove_mount_targets(data_dir: &Path, image_id: &str) {
+    let Some(hex) = image_id.strip_prefix("sha256:") else {
+        return;
+    };
+    if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return;
+    }
+    let root = data_dir.join("mount-targets");
+    for r in [
+        std::fs::remove_dir_all(root.join(hex)),
+        std::fs::remove_file(root.join(format!("{hex}.none"))),
+    ] {
+        if let Err(e) = r {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("removing the mount targets of {image_id}: {e}");
+            }
+        }
+    }
+}
+
 /// Which of [`MOUNT_TARGETS`] no layer has under `etc/`; `None` when `etc`
 /// itself is not a plain, non-opaque directory wherever it first appears
 /// from the top (then the layer is not used at all).
@@ -304,6 +327,8 @@ mod tests {
             let m = std::fs::metadata(made.join("etc").join(name)).unwrap();
             assert_eq!(m.len(), 0);
         }
-        assert_eq!(mount_targets_layer(&data, &id, &layers), Some(made));
+        assert_eq!(mount_targets_layer(&data, &id, &layers), Some(made.clone()));
+        remove_mount_targets(&data, &id);
+        assert!(!made.exists());
     }
 }

@@ -108,6 +108,17 @@ fn foreground_run_streams_output_and_exits_with_the_code() {
     let ps: serde_json::Value =
         serde_json::from_str(&env.ok(&["container", "ps", "-a", "--output", "json"])).unwrap();
     assert_eq!(ps.as_array().unwrap().len(), 0, "--rm left {ps}");
+    // What the start made once for the image (its mount-targets layer, or
+    // the marker saying it needs none) goes when the image goes.
+    let targets = env.data.join("mount-targets");
+    assert!(std::fs::read_dir(&targets).unwrap().next().is_some());
+    env.ok(&["image", "rm", IMAGE]);
+    let left: Vec<_> = std::fs::read_dir(&targets)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "image rm left {left:?}");
 }
 
 #[test]

@@ -78,7 +78,12 @@ pub fn run(ctx: &Context, cmd: ImageCmd) -> Result<u8> {
         ImageCmd::Rm { images } => {
             let mut outcomes = Vec::new();
             for image in &images {
-                outcomes.push(store.remove(image)?);
+                let outcome = store.remove(image)?;
+                if let Some(id) = &outcome.deleted {
+                    // The per-image layer the runtime made for its starts.
+                    flotilla_runtime::rootfs::remove_mount_targets(&ctx.data_dir, id);
+                }
+                outcomes.push(outcome);
             }
             if !ctx.print_json(&outcomes)? {
                 for outcome in &outcomes {
