@@ -148,6 +148,11 @@ fn detached_lifecycle_logs_exec_stats_stop_rm() {
     ]);
     assert_eq!(id.trim().len(), 64);
     assert!(env.ok(&["container", "ps"]).contains("web"));
+    // Its layers are the container's root filesystem: not removable now.
+    let rmi = env.run(&["image", "rm", IMAGE]);
+    assert!(!rmi.status.success());
+    let err = String::from_utf8_lossy(&rmi.stderr);
+    assert!(err.contains("used by container(s) web"), "{err}");
     let exec = env.run(&[
         "container",
         "exec",

@@ -4,6 +4,7 @@
 use crate::context::Context;
 use anyhow::{bail, Context as _, Result};
 use flotilla_image::{ArchiveFormat, ImageStore, ImageSummary, ImportOptions};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
@@ -76,8 +77,10 @@ pub fn run(ctx: &Context, cmd: ImageCmd) -> Result<u8> {
             println!("{}", serde_json::to_string_pretty(&resolved)?);
         }
         ImageCmd::Rm { images } => {
+            let users = containers_by_image(ctx)?;
             let mut outcomes = Vec::new();
             for image in &images {
+                refuse_if_in_use(&store, image, &users)?;
                 let outcome = store.remove(image)?;
                 if let Some(id) = &outcome.deleted {
                     // The per-image layer the runtime made for its starts.
@@ -98,6 +101,36 @@ pub fn run(ctx: &Context, cmd: ImageCmd) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// The names of the containers (any state) that use each image ID: their
+/// root filesystems are overlays over the image's layers.
+fn containers_by_image(ctx: &Context) -> Result<HashMap<String, Vec<String>>> {
+    let mut users: HashMap<String, Vec<String>> = HashMap::new();
+    for c in flotilla_runtime::Runtime::new(&ctx.data_dir)?.list()? {
+        users.entry(c.image_id).or_default().push(c.name);
+    }
+    Ok(users)
+}
+
+/// Refuses, like `docker rmi`, to delete an image that a container uses;
+/// removing one of several names of it only untags and is allowed.
+fn refuse_if_in_use(
+    store: &ImageStore,
+    reference: &str,
+    users: &HashMap<String, Vec<String>>,
+) -> Result<()> {
+    let resolved = store.resolve(reference)?;
+    let untag_only = resolved.names.len() > 1
+        && flotilla_image::normalize_name(reference).is_ok_and(|n| resolved.names.contains(&n));
+    match users.get(&resolved.id) {
+        Some(names) if !untag_only => bail!(
+            "image {reference} is used by container(s) {}: remove them first (flotilla container rm -f {})",
+            names.join(", "),
+            names.join(" ")
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// `["a","b"]` as JSON, or `a b` split on whitespace.
