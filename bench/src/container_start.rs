@@ -25,7 +25,17 @@ const MEMORY_CONTAINERS: usize = 10;
 /// next contender's timed run on this 2-core machine: Docker's ran into
 /// whichever tool followed it (without the pause, crun's median was 9.0 ms
 /// after Flotilla's runs and 19.5 ms after Docker's). Not timed.
+///
+/// The pause alone left every timed run cold (CPU caches, frequency, idle
+/// states): measured by hand, it added 12-15 ms to crun's runs and about
+/// 8 ms to Flotilla's, which pulled the ratio towards 1 (1.01-1.11x paused
+/// vs 1.24-1.76x back to back). So each timed run follows an untimed run of
+/// the same tool, as in back-to-back starts; that run's own leftovers are
+/// the tool's own cost.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+/// Added to the run number of the untimed warm run before each timed run,
+/// so its container names never clash with a timed run's.
+const WARM_RUN: usize = 1_000_000;
 
 /// One tool being timed. `command(n)` builds the n-th run's command line.
 struct Contender {
@@ -55,7 +65,7 @@ pub fn run(ctx: &Ctx) -> Result<BenchResult> {
         "Same root filesystem everywhere: Debian's static busybox, imported as a rootfs tar into Flotilla (`flotilla image import`) and Docker (`docker import`), and used as the read-only bundle rootfs for crun and runc.".into(),
         "Every contender gets its own, empty network namespace (loopback only): `runc spec`'s default namespaces for crun and runc, `--network none` for Docker, Flotilla's default (no network attachment). No bridge/veth setup is timed anywhere.".into(),
         "crun and runc share one `config.json` (from `runc spec`, with `process.args`, `root.path`, `terminal: false` set). Flotilla and Docker mount an overlay over the image; crun/runc bind the rootfs directly.".into(),
-        format!("Between two timed runs (of any tool) the harness waits {} ms, untimed, so work a tool leaves behind after its client exits (Docker's container removal and shim exit, Flotilla's background delete of the `--rm` container's files, the kernel's deferred namespace and mount teardown) finishes before the next tool's run instead of landing in it.", SETTLE.as_millis()),
+        format!("Between two timed runs (of any tool) the harness waits {} ms, untimed, so work a tool leaves behind after its client exits (Docker's container removal and shim exit, Flotilla's background delete of the `--rm` container's files, the kernel's deferred namespace and mount teardown) finishes before the next tool's run instead of landing in it. Then the next tool runs once untimed and at once again, timed: the pause alone left every run cold, which added more to crun's times than to Flotilla's and pulled the ratio towards 1.", SETTLE.as_millis()),
         format!("crun (Debian's 1.8) refuses this host's hybrid cgroups, so each crun run starts in a private mount namespace where `{UNIFIED_CONTROLLERS}` is bind-mounted over by an empty file (done in the forked child before exec: two syscalls, no extra process)."),
     ];
     res.versions.insert(
@@ -172,6 +182,9 @@ fn time_interleaved(
             }
             crate::interrupt::check()?;
             let c = &mut contenders[i];
+            // Warm: one untimed run of the same tool right before (see
+            // `SETTLE`); a failure shows in the timed run.
+            let _ = timed_run(&mut (c.command)(WARM_RUN + round));
             let run = timed_run(&mut (c.command)(round));
             std::thread::sleep(SETTLE);
             match run {
