@@ -203,7 +203,6 @@ impl Runtime {
             bail!(RuntimeError::NotRoot);
         }
         if spec.driver == Driver::Native {
-            cgroup::warm_attach_lock();
             ephemeral::ensure_mounted()?;
         }
         let _lock = Lock::take(&self.containers_dir().join(".lock"))?;
@@ -384,9 +383,7 @@ impl Runtime {
     pub fn start(&self, id_or_name: &str) -> Result<()> {
         let record = self.lookup(id_or_name)?;
         let mut status = self.spawn_monitor(&record, false)?;
-        let ready = read_ready(&mut status, &record);
-        cgroup::reap_warm_writer();
-        ready
+        read_ready(&mut status, &record)
     }
 
     /// Starts a created container with its output copied live to this
@@ -396,9 +393,7 @@ impl Runtime {
     pub fn start_attached(&self, id_or_name: &str) -> Result<ExitStatus> {
         let record = self.lookup(id_or_name)?;
         let mut status = self.spawn_monitor(&record, true)?;
-        let ready = read_ready(&mut status, &record);
-        cgroup::reap_warm_writer();
-        ready?;
+        read_ready(&mut status, &record)?;
         // Ctrl-C and friends go to the container, as with `docker run`.
         let _proxy = self
             .dir(&record.id)

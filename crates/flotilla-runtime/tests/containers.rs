@@ -20,6 +20,24 @@ fn runs_with_own_namespaces_as_pid_1_with_hostname() {
         let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
         assert_ne!(mine, theirs, "{ns} namespace is shared with the host");
     }
+    // Init is in the container's cgroup in every hierarchy that has a
+    // controller (the intermediate process joins them through `tasks` under
+    // v1, see vendor/README.md; init inherits them).
+    let memberships = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    for line in memberships.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (
+            fields.next(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+        );
+        if !controllers.is_empty() && !controllers.starts_with("name=") {
+            assert_eq!(
+                path, info.cgroup_path,
+                "{line}: init is not in the container's cgroup"
+            );
+        }
+    }
     // Output arrives asynchronously; exec gives a synchronisation point.
     let out =
         f.rt.exec(

@@ -184,6 +184,21 @@ impl Manager {
     }
 }
 
+/// Whether `pid` is the calling process and it has one thread. (Flotilla
+/// patch.) `Threads:` in `/proc/self/status`; unreadable means "no".
+fn joins_itself(pid: Pid) -> bool {
+    if pid != nix::unistd::getpid() {
+        return false;
+    }
+    fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .is_some_and(|n| n.trim() == "1")
+        })
+        .unwrap_or(false)
+}
+
 impl CgroupManager for Manager {
     type Error = V1ManagerError;
 
@@ -197,6 +212,11 @@ impl CgroupManager for Manager {
     }
 
     fn add_task(&self, pid: Pid) -> Result<(), Self::Error> {
+        // Flotilla patch: a single-threaded process joining by itself (the
+        // container's intermediate process) moves its one thread through
+        // `tasks` and skips a global lock's RCU grace period (see
+        // `controller::join`).
+        let pid = if joins_itself(pid) { Pid::from_raw(0) } else { pid };
         for (ctrl_type, cgroup_path) in &self.subsystems {
             match ctrl_type {
                 CtrlType::Cpu => Cpu::add_task(pid, cgroup_path)?,
