@@ -177,7 +177,13 @@ fn close_from(first: i32) {
 /// output is a pipe (a shell's `$(...)`) sees EOF when it exits, not when the
 /// files are gone. Like `rm --one-file-system`, it refuses to descend into a
 /// root filesystem that is still a mount point.
-pub(crate) fn delete_in_background(dir: &std::path::Path) -> Result<()> {
+///
+/// First it tops up the spare container directories ([`crate::spare`]) of
+/// `data_dir`: the next `create` may already be waiting for one.
+pub(crate) fn delete_in_background(
+    dir: &std::path::Path,
+    data_dir: &std::path::Path,
+) -> Result<()> {
     use nix::unistd::{fork, ForkResult};
     use std::os::unix::fs::MetadataExt as _;
     let devnull = File::options()
@@ -198,6 +204,7 @@ pub(crate) fn delete_in_background(dir: &std::path::Path) -> Result<()> {
             std::mem::forget(devnull);
             close_from(3);
             lowest_priority();
+            crate::spare::top_up(data_dir);
             let same_fs = |p: &std::path::Path| match (
                 std::fs::metadata(dir),
                 std::fs::symlink_metadata(p),

@@ -13,6 +13,7 @@
 //! [`monitor`] the per-container supervisor; [`logs`] json-file logs;
 //! [`exec`] tenant processes; [`cgroup`] stats and OOM; [`record`] on-disk
 //! state; [`ephemeral`] the tmpfs for state that need not survive a reboot;
+//! [`spare`] container directories made ahead of time;
 //! [`process`] pidfd helpers; [`entry`] helper-process entry points.
 
 pub mod cgroup;
@@ -33,6 +34,7 @@ pub mod rootfs;
 mod runtime;
 pub mod seccomp;
 pub mod sigproxy;
+pub mod spare;
 pub mod spec;
 
 pub use cgroup::Stats;

@@ -123,11 +123,17 @@ pub fn read_json_opt<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 /// run path must stay lean. Serialised in memory first: `to_writer` on a bare
 /// `File` makes one write(2) per JSON token (~350 for a record).
 pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
+    let tmp = tmp_path(path);
     let mut buf = serde_json::to_vec_pretty(value)?;
     buf.push(b'\n');
     fs::write(&tmp, &buf).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("renaming {} into place", tmp.display()))
+}
+
+/// The temp file [`write_json_atomic`] writes `path` through. An existing
+/// one is truncated and reused ([`crate::spare`] makes them ahead of time).
+pub fn tmp_path(path: &Path) -> PathBuf {
+    path.with_extension("json.tmp")
 }
 
 /// Current UTC time in RFC 3339 with nanoseconds, as Docker logs use.

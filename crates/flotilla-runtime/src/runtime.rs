@@ -221,7 +221,10 @@ impl Runtime {
             ));
         }
         let dir = self.dir(&id);
-        fs::create_dir(dir.path()).with_context(|| format!("creating {}", dir.path().display()))?;
+        if !crate::spare::claim(&self.data_dir, dir.path()) {
+            fs::create_dir(dir.path())
+                .with_context(|| format!("creating {}", dir.path().display()))?;
+        }
         let mut guard = CreateGuard {
             rt: self,
             id: id.clone(),
@@ -556,7 +559,7 @@ impl Runtime {
             return remove_dir(dir.path());
         }
         if crate::process::single_threaded() {
-            return crate::helper::delete_in_background(&target);
+            return crate::helper::delete_in_background(&target, &self.data_dir);
         }
         // Not waited for: it is reparented to init when this process exits.
         // `--one-file-system`: nothing mounted below may be followed.

@@ -122,6 +122,58 @@ fn foreground_run_streams_output_and_exits_with_the_code() {
 }
 
 #[test]
+fn run_rm_prepares_spare_dirs_and_the_next_container_starts_clean_in_one() {
+    let env = Env::new();
+    // The first container writes into its root filesystem and its log.
+    let out = env.run(&[
+        "container",
+        "run",
+        "--rm",
+        IMAGE,
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo secret > /tmp/left-behind; echo first",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    // Its background delete tops the spare pool up (off the CLI's path, so wait).
+    let spare = env.data.join("spare");
+    let ready = || {
+        std::fs::read_dir(&spare)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ready() < flotilla_runtime::spare::POOL && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(ready(), flotilla_runtime::spare::POOL);
+    // The next container takes one and sees nothing of the first.
+    let id = env
+        .ok(&[
+            "container",
+            "run",
+            "-d",
+            IMAGE,
+            "--",
+            "/bin/sh",
+            "-c",
+            "test -e /tmp/left-behind && echo leaked || echo clean",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(ready(), flotilla_runtime::spare::POOL - 1);
+    env.ok(&["container", "wait", &id]);
+    let logs = env.run(&["container", "logs", &id]);
+    assert_eq!(String::from_utf8_lossy(&logs.stdout), "clean\n");
+    env.ok(&["container", "rm", &id]);
+}
+
+#[test]
 fn detached_lifecycle_logs_exec_stats_stop_rm() {
     let env = Env::new();
     let id = env.ok(&[
