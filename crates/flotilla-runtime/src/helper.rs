@@ -179,10 +179,12 @@ fn close_from(first: i32) {
 /// root filesystem that is still a mount point.
 ///
 /// First it tops up the spare container directories ([`crate::spare`]) of
-/// `data_dir`: the next `create` may already be waiting for one.
+/// `data_dir` (the next `create` may already be waiting for one), then runs
+/// `before_delete` (the caller's leftover cleanup), then deletes.
 pub(crate) fn delete_in_background(
     dir: &std::path::Path,
     data_dir: &std::path::Path,
+    before_delete: impl FnOnce(),
 ) -> Result<()> {
     use nix::unistd::{fork, ForkResult};
     use std::os::unix::fs::MetadataExt as _;
@@ -205,6 +207,7 @@ pub(crate) fn delete_in_background(
             close_from(3);
             lowest_priority();
             crate::spare::top_up(data_dir);
+            before_delete();
             let same_fs = |p: &std::path::Path| match (
                 std::fs::metadata(dir),
                 std::fs::symlink_metadata(p),

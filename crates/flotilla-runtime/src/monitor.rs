@@ -330,10 +330,7 @@ fn wait_and_record(
     };
     let oom_killed =
         record.driver == Driver::Native && cgroup::oom_kill_count(&record.cgroup_path) > 0;
-    if record.driver == Driver::Native {
-        cleanup_reaped(record);
-    }
-    write_json_atomic(
+    let recorded = write_json_atomic(
         &dir.file(EXIT),
         &ExitRecord {
             exit_code,
@@ -341,10 +338,16 @@ fn wait_and_record(
             oom_killed,
             finished_at: now_rfc3339(),
         },
-    )?;
-    // Closing fd 3 tells an attached caller we are done.
+    );
+    // Closing fd 3 tells an attached caller we are done. The cleanup comes
+    // after, off a foreground run's path: nothing of it is visible to the
+    // caller (empty cgroups, start state on the tmpfs), and a `run --rm`
+    // caller leaves it to us (see `Runtime::remove_detached`).
     drop(status);
-    Ok(())
+    if record.driver == Driver::Native {
+        cleanup_reaped(record);
+    }
+    recorded
 }
 
 fn set_sigpipe(handler: libc::sighandler_t) {
@@ -496,7 +499,7 @@ fn pump(writer: &mut LogWriter, out: OwnedFd, err: OwnedFd, init: Pid, attach: b
 /// `Container::load` + `delete` re-read `/proc/self/mountinfo` once per cgroup
 /// controller through fresh procfs handles (~30 procfs opens, ~0.6 ms of CPU),
 /// on the critical path of every foreground run.
-fn cleanup_reaped(record: &ContainerRecord) {
+pub(crate) fn cleanup_reaped(record: &ContainerRecord) {
     cgroup::remove_reaped(&record.cgroup_path);
     // A container starts once: its bundle is not read again.
     crate::ephemeral::remove_bundle(&record.id);

@@ -550,16 +550,33 @@ impl Runtime {
             self.kill(&record.id, libc::SIGKILL).ok();
             self.wait(&record.id).ok();
         }
-        self.undo_host_state(&record.id, Some(&record))?;
         let dir = self.dir(&record.id);
+        // A monitor that recorded the exit removes the cgroups and the start
+        // state right after telling us (see `monitor::wait_and_record`), so
+        // not on this path; the background delete repeats that as a safety
+        // net. Anything else (no exit record: a dead monitor; the process
+        // driver; a threaded caller, which cannot fork) undoes it all here.
+        let forked = crate::process::single_threaded();
+        let monitor_cleans =
+            forked && record.driver == Driver::Native && dir.read_exit()?.is_some();
+        if monitor_cleans {
+            self.undo_mounts_and_network(&record.id, Some(&record))?;
+        } else {
+            self.undo_host_state(&record.id, Some(&record))?;
+        }
         let trash = self.data_dir.join(TRASH_DIR);
         let target = trash.join(&record.id);
         let moved = fs::create_dir_all(&trash).is_ok() && fs::rename(dir.path(), &target).is_ok();
         if !moved {
             return remove_dir(dir.path());
         }
-        if crate::process::single_threaded() {
-            return crate::helper::delete_in_background(&target, &self.data_dir);
+        if forked {
+            let leftover = monitor_cleans.then_some(record);
+            return crate::helper::delete_in_background(&target, &self.data_dir, move || {
+                if let Some(r) = leftover {
+                    crate::monitor::cleanup_reaped(&r);
+                }
+            });
         }
         // Not waited for: it is reparented to init when this process exits.
         // `--one-file-system`: nothing mounted below may be followed.
@@ -584,7 +601,6 @@ impl Runtime {
 
     /// Everything [`Runtime::cleanup`] does except deleting the directory.
     fn undo_host_state(&self, id: &str, record: Option<&ContainerRecord>) -> Result<()> {
-        let dir = self.dir(id);
         let native = record.map(|r| r.driver == Driver::Native).unwrap_or(true);
         if native {
             if let Some(r) = record {
@@ -595,7 +611,16 @@ impl Runtime {
                 cgroup::remove(&r.cgroup_path);
             }
             ephemeral::remove_bundle(id);
-            rootfs::unmount(dir.path())?;
+        }
+        self.undo_mounts_and_network(id, record)
+    }
+
+    /// The part of [`Runtime::undo_host_state`] that only this process does:
+    /// the root filesystem's mount and the network attachment.
+    fn undo_mounts_and_network(&self, id: &str, record: Option<&ContainerRecord>) -> Result<()> {
+        let native = record.map(|r| r.driver == Driver::Native).unwrap_or(true);
+        if native {
+            rootfs::unmount(self.dir(id).path())?;
             // `none` namespaces die with the container; nothing to detach.
             let private_ns = record.is_some_and(|r| r.spec.network == NetworkMode::None);
             if crate::process::is_root() && !private_ns {

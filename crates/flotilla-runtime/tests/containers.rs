@@ -354,7 +354,12 @@ fn start_state_lives_on_the_runtime_tmpfs_and_goes_with_the_container() {
     let dir = f.rt.data_dir().join("containers").join(&id);
     assert!(!dir.join("config.json").exists() && !dir.join("etc").exists());
     f.rt.stop(&id, Some(Duration::from_secs(0))).unwrap();
-    // The monitor deletes both once init is reaped: a container starts once.
+    // The monitor deletes both once init is reaped (a container starts
+    // once), right after recording the exit that `stop` waits for.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while (bundle.exists() || state.exists()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(!bundle.exists(), "bundle left after exit");
     assert!(!state.exists(), "libcontainer state left after exit");
     assert_eq!(f.rt.inspect(&id).unwrap().state, ContainerState::Exited);
