@@ -71,6 +71,7 @@ pub(crate) fn status_pipe(cmd: &mut Command) -> Result<(File, OwnedFd)> {
 pub(crate) fn fork_monitor(
     dir: &std::path::Path,
     attach: bool,
+    remove: bool,
     waiter: &HelperCommand,
 ) -> Result<File> {
     use nix::unistd::{fork, ForkResult};
@@ -111,7 +112,7 @@ pub(crate) fn fork_monitor(
                     std::mem::forget(w);
                     std::mem::forget(devnull);
                     close_from(crate::monitor::STATUS_FD + 1);
-                    let run = || crate::monitor::main_with(dir, attach, Some(waiter));
+                    let run = || crate::monitor::main_with(dir, attach, Some(waiter), remove);
                     if quiet {
                         tracing::subscriber::with_default(
                             tracing::subscriber::NoSubscriber::default(),
@@ -187,7 +188,6 @@ pub(crate) fn delete_in_background(
     before_delete: impl FnOnce(),
 ) -> Result<()> {
     use nix::unistd::{fork, ForkResult};
-    use std::os::unix::fs::MetadataExt as _;
     let devnull = File::options()
         .read(true)
         .write(true)
@@ -206,31 +206,36 @@ pub(crate) fn delete_in_background(
             std::mem::forget(devnull);
             close_from(3);
             lowest_priority();
-            crate::spare::top_up(data_dir);
+            crate::spare::top_up(data_dir, dir);
             before_delete();
-            let same_fs = |p: &std::path::Path| match (
-                std::fs::metadata(dir),
-                std::fs::symlink_metadata(p),
-            ) {
-                (Ok(d), Ok(m)) => d.dev() == m.dev(),
-                (Ok(_), Err(_)) => true,
-                _ => false,
-            };
-            if same_fs(&dir.join(crate::record::ROOTFS)) {
-                // Holding the directory open defers freeing its inode (and
-                // its block) from the `rmdir` to the `close`: `rmdir` holds
-                // the lock of `trash/`, which the next `run --rm` needs for
-                // its rename, and on a filesystem mounted with `discard`
-                // (this host's root ext4) freeing a block waits for a
-                // synchronous discard. Measured: a `run --rm` blocked ~30 ms
-                // behind this idle-class process holding that lock.
-                let keep = File::open(dir);
-                let _ = std::fs::remove_dir_all(dir);
-                drop(keep);
-            }
+            delete_tree(dir);
             // SAFETY: ends the child without unwinding into the caller.
             unsafe { libc::_exit(0) }
         }
+    }
+}
+
+/// Deletes a container directory that has left `containers/`, like
+/// `rm -rf --one-file-system`: nothing below a root filesystem that is still
+/// a mount point is touched.
+pub(crate) fn delete_tree(dir: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt as _;
+    let same_fs = |p: &std::path::Path| match (std::fs::metadata(dir), std::fs::symlink_metadata(p))
+    {
+        (Ok(d), Ok(m)) => d.dev() == m.dev(),
+        (Ok(_), Err(_)) => true,
+        _ => false,
+    };
+    if same_fs(&dir.join(crate::record::ROOTFS)) {
+        // Holding the directory open defers freeing its inode (and its
+        // block) from the `rmdir` to the `close`: `rmdir` holds the lock of
+        // `trash/`, which the next `run --rm` needs for its rename, and on a
+        // filesystem mounted with `discard` (this host's root ext4) freeing a
+        // block waits for a synchronous discard. Measured: a `run --rm`
+        // blocked ~30 ms behind an idle-class delete holding that lock.
+        let keep = File::open(dir);
+        let _ = std::fs::remove_dir_all(dir);
+        drop(keep);
     }
 }
 
@@ -239,7 +244,7 @@ pub(crate) fn delete_in_background(
 /// two-core machine the delete ran beside the next `run`'s overlay mount and
 /// libcontainer setup). SCHED_IDLE still gets a small share, so it finishes
 /// on a busy machine too. Best effort.
-fn lowest_priority() {
+pub(crate) fn lowest_priority() {
     const IOPRIO_WHO_PROCESS: libc::c_int = 1;
     const IOPRIO_CLASS_IDLE: libc::c_int = 3;
     const IOPRIO_CLASS_SHIFT: libc::c_int = 13;

@@ -33,14 +33,22 @@ pub const STATUS_FD: RawFd = 3;
 
 /// Entry point. Returns the process exit code of the monitor itself.
 pub fn main(dir: &Path, attach: bool) -> i32 {
-    main_with(dir, attach, None)
+    main_with(dir, attach, None, false)
 }
 
 /// [`main`] with the command that re-executes the detached waiter: `None`
 /// derives it from this process's argv (`<exe> <prefix…> monitor <dir>`);
 /// a monitor forked from its caller (see [`crate::helper::fork_monitor`])
 /// has the caller's argv and passes the helper command instead.
-pub(crate) fn main_with(dir: &Path, attach: bool, waiter: Option<&HelperCommand>) -> i32 {
+///
+/// `remove` (attached only): the caller's `run --rm` hands the removal over:
+/// see [`finish_removal`].
+pub(crate) fn main_with(
+    dir: &Path,
+    attach: bool,
+    waiter: Option<&HelperCommand>,
+    remove: bool,
+) -> i32 {
     // SAFETY: fd 3 is ours by protocol; the caller dup2'ed the pipe there.
     let status = unsafe { OwnedFd::from_raw_fd(STATUS_FD) };
     set_cloexec(status.as_raw_fd());
@@ -67,7 +75,7 @@ pub(crate) fn main_with(dir: &Path, attach: bool, waiter: Option<&HelperCommand>
     }
     let dir = ContainerDir(dir.to_path_buf());
     let mut status = Some(File::from(status));
-    match supervise(&dir, attach, &mut status, waiter) {
+    match supervise(&dir, attach, &mut status, waiter, remove && attach) {
         Ok(()) => 0,
         Err(err) => {
             let msg = format!("{err:#}");
@@ -109,6 +117,7 @@ fn supervise(
     attach: bool,
     status: &mut Option<File>,
     waiter: Option<&HelperCommand>,
+    remove: bool,
 ) -> Result<()> {
     let record = dir.read_record()?;
     let log = OpenOptions::new()
@@ -170,7 +179,13 @@ fn supervise(
     }
     // SAFETY: glibc function without preconditions.
     unsafe { libc::malloc_trim(0) };
-    wait_and_record(dir, &record, init, out_r, err_r, log, status_fd, attach)
+    wait_and_record(
+        dir, &record, init, out_r, err_r, log, status_fd, attach, remove,
+    )?;
+    if remove {
+        finish_removal(dir, &record);
+    }
+    Ok(())
 }
 
 /// Execs `<exe> <prefix> monitor-wait <dir> <init> <out> <err> <log> <status|-> [--attach]`
@@ -293,9 +308,9 @@ pub fn wait_main(args: &[String]) -> i32 {
     {
         set_cloexec(fd);
     }
-    let result = dir
-        .read_record()
-        .and_then(|record| wait_and_record(&dir, &record, init, out, err, log, status, attach));
+    let result = dir.read_record().and_then(|record| {
+        wait_and_record(&dir, &record, init, out, err, log, status, attach, false)
+    });
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -316,6 +331,7 @@ fn wait_and_record(
     log: File,
     status: Option<OwnedFd>,
     attach: bool,
+    remove: bool,
 ) -> Result<()> {
     let mut writer = LogWriter::new(log);
     pump(&mut writer, out_r, err_r, init, attach);
@@ -330,15 +346,16 @@ fn wait_and_record(
     };
     let oom_killed =
         record.driver == Driver::Native && cgroup::oom_kill_count(&record.cgroup_path) > 0;
-    let recorded = write_json_atomic(
-        &dir.file(EXIT),
-        &ExitRecord {
-            exit_code,
-            signal,
-            oom_killed,
-            finished_at: now_rfc3339(),
-        },
-    );
+    let exit = ExitRecord {
+        exit_code,
+        signal,
+        oom_killed,
+        finished_at: now_rfc3339(),
+    };
+    let recorded = write_json_atomic(&dir.file(EXIT), &exit);
+    if let (Some(status), true, Ok(())) = (&status, remove, &recorded) {
+        hand_back_exit(dir, &exit, status);
+    }
     // Closing fd 3 tells an attached caller we are done. The cleanup comes
     // after, off a foreground run's path: nothing of it is visible to the
     // caller (empty cgroups, start state on the tmpfs), and a `run --rm`
@@ -348,6 +365,52 @@ fn wait_and_record(
         cleanup_reaped(record);
     }
     recorded
+}
+
+/// For `run --rm` handed over to the monitor: before the caller's EOF, the
+/// container leaves `containers/` (one rename into `trash/`, so every later
+/// command finds it gone, as when the caller removed it) and its exit status
+/// goes down the status pipe as `exit <json>`, since the caller can no longer
+/// read `exit.json`. Our copies of the caller's stdout/stderr are closed
+/// first: a caller whose output is a pipe (`$(...)`) must see EOF when it
+/// exits, not when we are done deleting. If the rename fails nothing is
+/// sent and the caller removes the container itself.
+fn hand_back_exit(dir: &ContainerDir, exit: &ExitRecord, status: &OwnedFd) {
+    if let Ok(devnull) = OpenOptions::new().write(true).open("/dev/null") {
+        for fd in [1, 2] {
+            // SAFETY: dup2 onto our own stdio numbers.
+            unsafe { libc::dup2(devnull.as_raw_fd(), fd) };
+        }
+    }
+    let Ok(line) = serde_json::to_string(exit) else {
+        return;
+    };
+    if crate::runtime::move_to_trash(dir.path()).is_ok() {
+        report(status, &format!("exit {line}\n"));
+    }
+}
+
+/// The rest of a handed-over `run --rm`, after the caller has gone: what
+/// `Runtime::remove_detached` and its background delete would have done,
+/// at the lowest CPU and I/O priority.
+fn finish_removal(dir: &ContainerDir, record: &ContainerRecord) {
+    let Some((trashed, data_dir)) = crate::runtime::trashed(dir.path()) else {
+        return;
+    };
+    if !trashed.exists() {
+        return; // not handed over (the rename failed): the caller removes it
+    }
+    // At normal priority: the unmount takes the kernel's global mount lock,
+    // which the next container's mounts need, and a bridge detach takes
+    // RTNL; an idle-class process preempted while holding either would
+    // stall everybody behind it.
+    let _ = crate::rootfs::unmount(&trashed);
+    if record.spec.network != crate::spec::NetworkMode::None {
+        let _ = crate::network::detach(&data_dir, &record.id);
+    }
+    crate::helper::lowest_priority();
+    crate::spare::top_up(&data_dir, &trashed);
+    crate::helper::delete_tree(&trashed);
 }
 
 fn set_sigpipe(handler: libc::sighandler_t) {

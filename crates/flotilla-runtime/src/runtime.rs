@@ -409,6 +409,49 @@ impl Runtime {
         self.wait(&record.id)
     }
 
+    /// [`Runtime::start_attached`], then [`Runtime::remove_detached`]: what
+    /// `container run --rm` does. A single-threaded caller hands the removal
+    /// to the container's monitor, which moves the container out of
+    /// `containers/` before reporting the exit over the status pipe and does
+    /// the rest after this process has gone (see `monitor::hand_back_exit`):
+    /// the unmount, the rename and the fork of a background delete were
+    /// ~1 ms of every short `run --rm`. If the monitor reports no exit (it
+    /// died, or could not move the directory), this process removes the
+    /// container itself.
+    pub fn start_attached_then_remove(&self, id_or_name: &str) -> Result<ExitStatus> {
+        let record = self.lookup(id_or_name)?;
+        let hand_over = self.fork_monitor
+            && record.driver == Driver::Native
+            && crate::process::single_threaded();
+        if !hand_over {
+            let result = self.start_attached(&record.id);
+            self.remove_detached(&record.id)?;
+            return result;
+        }
+        let mut status = self.spawn_monitor_with(&record, true, true)?;
+        if let Err(e) = read_ready(&mut status, &record) {
+            self.remove_detached(&record.id)?;
+            return Err(e);
+        }
+        let _proxy = self
+            .dir(&record.id)
+            .read_monitor()?
+            .and_then(|m| open_pidfd(m.init_pid, m.init_start))
+            .map(crate::sigproxy::SignalProxy::install);
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(status.get_mut(), &mut rest);
+        let handed_back = rest
+            .lines()
+            .find_map(|l| l.strip_prefix("exit "))
+            .and_then(|json| serde_json::from_str::<ExitStatus>(json).ok());
+        if let Some(exit) = handed_back {
+            return Ok(exit);
+        }
+        let result = self.wait(&record.id);
+        self.remove_detached(&record.id)?;
+        result
+    }
+
     /// Create + start.
     pub fn run(&self, spec: &ContainerSpec) -> Result<ContainerId> {
         let id = self.create(spec)?;
@@ -420,6 +463,17 @@ impl Runtime {
     }
 
     fn spawn_monitor(&self, record: &ContainerRecord, attach: bool) -> Result<BufReader<fs::File>> {
+        self.spawn_monitor_with(record, attach, false)
+    }
+
+    /// `remove`: hand `run --rm`'s removal to a forked monitor (see
+    /// [`Runtime::start_attached_then_remove`]); callers check it can fork.
+    fn spawn_monitor_with(
+        &self,
+        record: &ContainerRecord,
+        attach: bool,
+        remove: bool,
+    ) -> Result<BufReader<fs::File>> {
         let dir = self.dir(&record.id);
         if dir.read_monitor()?.is_some() || dir.read_exit()?.is_some() {
             bail!(
@@ -428,7 +482,7 @@ impl Runtime {
             );
         }
         if self.fork_monitor && crate::process::single_threaded() {
-            let read = crate::helper::fork_monitor(dir.path(), attach, &self.helper)?;
+            let read = crate::helper::fork_monitor(dir.path(), attach, remove, &self.helper)?;
             return Ok(BufReader::new(read));
         }
         let mut cmd = self.helper.command("monitor");
@@ -564,12 +618,9 @@ impl Runtime {
         } else {
             self.undo_host_state(&record.id, Some(&record))?;
         }
-        let trash = self.data_dir.join(TRASH_DIR);
-        let target = trash.join(&record.id);
-        let moved = fs::create_dir_all(&trash).is_ok() && fs::rename(dir.path(), &target).is_ok();
-        if !moved {
+        let Ok(target) = move_to_trash(dir.path()) else {
             return remove_dir(dir.path());
-        }
+        };
         if forked {
             let leftover = monitor_cleans.then_some(record);
             return crate::helper::delete_in_background(&target, &self.data_dir, move || {
@@ -805,6 +856,29 @@ fn is_full_id(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Moves a container directory from `containers/` into `trash/` (one
+/// rename: every later command finds the container gone), returning where
+/// it went.
+pub(crate) fn move_to_trash(dir: &Path) -> std::io::Result<PathBuf> {
+    let (target, _) = trashed(dir).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a container directory",
+        )
+    })?;
+    fs::create_dir_all(target.parent().unwrap_or(Path::new("/")))?;
+    fs::rename(dir, &target)?;
+    Ok(target)
+}
+
+/// For `<data-dir>/containers/<id>`: where [`move_to_trash`] puts it, and
+/// the data dir.
+pub(crate) fn trashed(dir: &Path) -> Option<(PathBuf, PathBuf)> {
+    let id = dir.file_name()?;
+    let data_dir = dir.parent()?.parent()?;
+    Some((data_dir.join(TRASH_DIR).join(id), data_dir.to_path_buf()))
 }
 
 /// Where `remove_detached` moves a container directory for background deletion.

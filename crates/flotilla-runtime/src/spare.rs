@@ -11,15 +11,21 @@
 //! `create` slower: ~0.15-0.25 ms per inode measured here, eight of them
 //! before init could start.
 //!
-//! So the process that deletes a removed container in the background
-//! ([`crate::helper::delete_in_background`], used by `run --rm`) first tops
-//! `<data-dir>/spare/` up to [`POOL`] empty skeletons, and `create` takes one
-//! with a single rename into `containers/<id>`. The skeleton is exactly what
-//! `create` would have made (same names, modes from the same umask, all
-//! empty). No spare (the first container, or a threaded caller such as the
-//! agent, which removes synchronously) means `create` makes the directory
-//! itself, as before. A half-built skeleton has a `.new-` name that
-//! [`claim`] never takes; the next top-up removes such leftovers.
+//! So the process that deletes a removed container in the background (the
+//! monitor of a `run --rm`, or [`crate::helper::delete_in_background`]) first
+//! tops `<data-dir>/spare/` up to [`POOL`] empty skeletons, and `create`
+//! takes one with a single rename into `containers/<id>`. The skeleton is
+//! exactly what `create` would have made (same names, modes from the same
+//! umask, all empty). No spare (the first container, or a threaded caller
+//! such as the agent, which removes synchronously) means `create` makes the
+//! directory itself, as before.
+//!
+//! Skeletons are built inside a directory only the builder uses (the removed
+//! container's own, about to be deleted) and renamed into `spare/` when
+//! complete, so [`claim`] never sees half of one, and the builder, which runs
+//! in the idle CPU class, never holds the lock of `spare/` while it waits
+//! for an inode: a preempted idle-class holder would stall the next
+//! `create`'s rename behind it.
 
 use crate::record::{tmp_path, EXIT, LOG, MONITOR, RECORD, ROOTFS, UPPER, WORK};
 use std::fs;
@@ -30,7 +36,6 @@ use std::path::{Path, PathBuf};
 pub const POOL: usize = 2;
 
 const SPARE_DIR: &str = "spare";
-const BUILDING: &str = ".new-";
 
 fn spare_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(SPARE_DIR)
@@ -43,9 +48,6 @@ pub fn claim(data_dir: &Path, target: &Path) -> bool {
         return false;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(BUILDING) {
-            continue;
-        }
         // Atomic: of two processes racing for one skeleton, one wins and
         // the other sees ENOENT and tries the next.
         if fs::rename(entry.path(), target).is_ok() {
@@ -55,9 +57,11 @@ pub fn claim(data_dir: &Path, target: &Path) -> bool {
     false
 }
 
-/// Builds skeletons until [`POOL`] are ready. Best effort: any error stops
-/// it, and `create` then makes its own directory.
-pub fn top_up(data_dir: &Path) {
+/// Builds skeletons in `scratch` (a directory on the data dir's filesystem
+/// that only this process uses) and moves them into `spare/` until [`POOL`]
+/// are there. Best effort: any error stops it (what is left in `scratch`
+/// goes with it), and `create` then makes its own directory.
+pub fn top_up(data_dir: &Path, scratch: &Path) {
     let dir = spare_dir(data_dir);
     if fs::create_dir_all(&dir).is_err() {
         return;
@@ -65,23 +69,13 @@ pub fn top_up(data_dir: &Path) {
     let Ok(entries) = fs::read_dir(&dir) else {
         return;
     };
-    let mut ready = 0;
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(BUILDING) {
-            if is_stale(&entry.path()) {
-                let _ = fs::remove_dir_all(entry.path());
-            }
-        } else {
-            ready += 1;
-        }
-    }
+    let ready = entries.count();
     for _ in ready..POOL {
         let Ok(name) = crate::record::new_id() else {
             return;
         };
-        let building = dir.join(format!("{BUILDING}{name}"));
+        let building = scratch.join(format!(".spare-{name}"));
         if build(&building).is_err() || fs::rename(&building, dir.join(&name)).is_err() {
-            let _ = fs::remove_dir_all(&building);
             return;
         }
     }
@@ -100,15 +94,6 @@ fn build(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A `.new-` skeleton older than a minute was left by a builder that died.
-fn is_stale(path: &Path) -> bool {
-    fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age.as_secs() > 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,10 +101,13 @@ mod tests {
     #[test]
     fn a_claimed_skeleton_is_what_create_needs_and_the_pool_refills() {
         let data = tempfile::tempdir().unwrap();
+        let scratch = data.path().join("scratch");
+        fs::create_dir(&scratch).unwrap();
         let target = data.path().join("c1");
         assert!(!claim(data.path(), &target), "nothing to claim yet");
-        top_up(data.path());
+        top_up(data.path(), &scratch);
         assert_eq!(fs::read_dir(spare_dir(data.path())).unwrap().count(), POOL);
+        assert_eq!(fs::read_dir(&scratch).unwrap().count(), 0, "all moved");
         assert!(claim(data.path(), &target));
         for sub in [ROOTFS, UPPER, WORK] {
             assert!(target.join(sub).is_dir(), "{sub}");
@@ -130,16 +118,16 @@ mod tests {
             fs::read_dir(spare_dir(data.path())).unwrap().count(),
             POOL - 1
         );
-        top_up(data.path());
+        top_up(data.path(), &scratch);
         assert_eq!(fs::read_dir(spare_dir(data.path())).unwrap().count(), POOL);
     }
 
     #[test]
-    fn half_built_skeletons_are_never_claimed() {
+    fn a_failed_build_leaves_nothing_in_the_pool() {
         let data = tempfile::tempdir().unwrap();
-        let building = spare_dir(data.path()).join(format!("{BUILDING}x"));
-        fs::create_dir_all(&building).unwrap();
+        // The scratch directory does not exist: nothing can be built.
+        top_up(data.path(), &data.path().join("missing"));
+        assert_eq!(fs::read_dir(spare_dir(data.path())).unwrap().count(), 0);
         assert!(!claim(data.path(), &data.path().join("c1")));
-        assert!(building.exists(), "a fresh one is left to its builder");
     }
 }

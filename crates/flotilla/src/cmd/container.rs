@@ -224,12 +224,13 @@ pub fn run(ctx: &Context, cmd: ContainerCmd) -> Result<u8> {
                 println!("{id}");
                 return Ok(0);
             }
-            let result = rt.start_attached(&id);
-            if args.rm {
-                // The files go in the background; the container is gone now.
-                rt.remove_detached(&id)?;
-            }
-            let exit = result?;
+            // With --rm the files go in the background; the container is
+            // gone when this returns.
+            let exit = if args.rm {
+                rt.start_attached_then_remove(&id)?
+            } else {
+                rt.start_attached(&id)?
+            };
             Ok(exit_byte(exit.exit_code))
         }
         ContainerCmd::Create(args) => {
