@@ -84,7 +84,10 @@ impl CpuSet {
         cgroup_path: &Path,
         interface_file: &str,
     ) -> Result<(), V1CpuSetControllerError> {
-        let mut current = util::get_subsystem_mount_point(&ControllerType::CpuSet)?;
+        let mut current = match mount_root_of(cgroup_path) {
+            Some(root) => root,
+            None => util::get_subsystem_mount_point(&ControllerType::CpuSet)?,
+        };
         let relative_cgroup_path = cgroup_path.strip_prefix(&current).map_err(|err| {
             V1CpuSetControllerError::BadCgroupPath {
                 err,
@@ -111,6 +114,25 @@ impl CpuSet {
 
         Ok(())
     }
+}
+
+/// The mount point of the hierarchy `cgroup_path` is in: its highest
+/// ancestor on the same filesystem (each v1 hierarchy is its own mount).
+/// (Flotilla patch: a few stat calls instead of reading and parsing
+/// mountinfo through a checked procfs open, twice per container start.)
+/// `None` (then mountinfo decides, as before) if `cgroup_path` cannot be
+/// stat'ed.
+fn mount_root_of(cgroup_path: &Path) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = fs::metadata(cgroup_path).ok()?.dev();
+    let mut root = cgroup_path.to_path_buf();
+    while let Some(parent) = root.parent() {
+        match fs::metadata(parent) {
+            Ok(m) if m.dev() == dev => root = parent.to_path_buf(),
+            _ => break,
+        }
+    }
+    Some(root)
 }
 
 #[cfg(test)]
