@@ -397,16 +397,27 @@ impl Runtime {
         let record = self.lookup(id_or_name)?;
         let mut status = self.spawn_monitor(&record, true)?;
         read_ready(&mut status, &record)?;
-        // Ctrl-C and friends go to the container, as with `docker run`.
+        self.forward_signals_until_eof(&record, &mut status)?;
+        self.wait(&record.id)
+    }
+
+    /// While an attached container runs: forwards Ctrl-C and friends to its
+    /// init, as `docker run` does, and reads the status pipe to its EOF
+    /// (the monitor closes it after writing the exit record). Returns what
+    /// came down the pipe after "ok".
+    fn forward_signals_until_eof(
+        &self,
+        record: &ContainerRecord,
+        status: &mut BufReader<fs::File>,
+    ) -> Result<String> {
         let _proxy = self
             .dir(&record.id)
             .read_monitor()?
             .and_then(|m| open_pidfd(m.init_pid, m.init_start))
             .map(crate::sigproxy::SignalProxy::install);
-        // The monitor closes the pipe after writing the exit record.
         let mut rest = String::new();
         let _ = std::io::Read::read_to_string(status.get_mut(), &mut rest);
-        self.wait(&record.id)
+        Ok(rest)
     }
 
     /// [`Runtime::start_attached`], then [`Runtime::remove_detached`]: what
@@ -433,13 +444,7 @@ impl Runtime {
             self.remove_detached(&record.id)?;
             return Err(e);
         }
-        let _proxy = self
-            .dir(&record.id)
-            .read_monitor()?
-            .and_then(|m| open_pidfd(m.init_pid, m.init_start))
-            .map(crate::sigproxy::SignalProxy::install);
-        let mut rest = String::new();
-        let _ = std::io::Read::read_to_string(status.get_mut(), &mut rest);
+        let rest = self.forward_signals_until_eof(&record, &mut status)?;
         let handed_back = rest
             .lines()
             .find_map(|l| l.strip_prefix("exit "))
