@@ -179,11 +179,11 @@ fn supervise(
     }
     // SAFETY: glibc function without preconditions.
     unsafe { libc::malloc_trim(0) };
-    wait_and_record(
+    let handed_over = wait_and_record(
         dir, &record, init, out_r, err_r, log, status_fd, attach, remove,
     )?;
-    if remove {
-        finish_removal(dir, &record);
+    if handed_over {
+        finish_removal(dir);
     }
     Ok(())
 }
@@ -309,7 +309,7 @@ pub fn wait_main(args: &[String]) -> i32 {
         set_cloexec(fd);
     }
     let result = dir.read_record().and_then(|record| {
-        wait_and_record(&dir, &record, init, out, err, log, status, attach, false)
+        wait_and_record(&dir, &record, init, out, err, log, status, attach, false).map(|_| ())
     });
     match result {
         Ok(()) => 0,
@@ -321,6 +321,8 @@ pub fn wait_main(args: &[String]) -> i32 {
 }
 
 /// Copies output until init exits, reaps it, records the exit, cleans up.
+/// True when `remove` and the container was handed over (see
+/// [`hand_back_exit`]): then [`finish_removal`] is ours to do.
 #[allow(clippy::too_many_arguments)]
 fn wait_and_record(
     dir: &ContainerDir,
@@ -332,7 +334,7 @@ fn wait_and_record(
     status: Option<OwnedFd>,
     attach: bool,
     remove: bool,
-) -> Result<()> {
+) -> Result<bool> {
     let mut writer = LogWriter::new(log);
     pump(&mut writer, out_r, err_r, init, attach);
     let wait = waitpid(init, None);
@@ -353,9 +355,10 @@ fn wait_and_record(
         finished_at: now_rfc3339(),
     };
     let recorded = write_json_atomic(&dir.file(EXIT), &exit);
-    if let (Some(status), true, Ok(())) = (&status, remove, &recorded) {
-        hand_back_exit(dir, &exit, status);
-    }
+    let handed_over = match (&status, remove, &recorded) {
+        (Some(status), true, Ok(())) => hand_back_exit(dir, record, &exit, status),
+        _ => false,
+    };
     // Closing fd 3 tells an attached caller we are done. The cleanup comes
     // after, off a foreground run's path: nothing of it is visible to the
     // caller (empty cgroups, start state on the tmpfs), and a `run --rm`
@@ -364,7 +367,7 @@ fn wait_and_record(
     if record.driver == Driver::Native {
         cleanup_reaped(record);
     }
-    recorded
+    recorded.map(|()| handed_over)
 }
 
 /// For `run --rm` handed over to the monitor: before the caller's EOF, the
@@ -373,9 +376,16 @@ fn wait_and_record(
 /// goes down the status pipe as `exit <json>`, since the caller can no longer
 /// read `exit.json`. Our copies of the caller's stdout/stderr are closed
 /// first: a caller whose output is a pipe (`$(...)`) must see EOF when it
-/// exits, not when we are done deleting. If the rename fails nothing is
-/// sent and the caller removes the container itself.
-fn hand_back_exit(dir: &ContainerDir, exit: &ExitRecord, status: &OwnedFd) {
+/// exits, not when we are done deleting. A bridge attachment is released
+/// here too, so its address is free when the caller returns, as it was when
+/// the caller removed the container. If the rename fails nothing is sent,
+/// the caller removes the container itself, and this returns false.
+fn hand_back_exit(
+    dir: &ContainerDir,
+    record: &ContainerRecord,
+    exit: &ExitRecord,
+    status: &OwnedFd,
+) -> bool {
     if let Ok(devnull) = OpenOptions::new().write(true).open("/dev/null") {
         for fd in [1, 2] {
             // SAFETY: dup2 onto our own stdio numbers.
@@ -383,31 +393,33 @@ fn hand_back_exit(dir: &ContainerDir, exit: &ExitRecord, status: &OwnedFd) {
         }
     }
     let Ok(line) = serde_json::to_string(exit) else {
-        return;
+        return false;
     };
-    if crate::runtime::move_to_trash(dir.path()).is_ok() {
-        report(status, &format!("exit {line}\n"));
+    if record.spec.network != crate::spec::NetworkMode::None {
+        if let Some((_, data_dir)) = crate::runtime::trashed(dir.path()) {
+            if let Err(e) = crate::network::detach(&data_dir, &record.id) {
+                note(dir, &format!("detaching the network: {e:#}"));
+            }
+        }
     }
+    if crate::runtime::move_to_trash(dir.path()).is_err() {
+        return false;
+    }
+    report(status, &format!("exit {line}\n"));
+    true
 }
 
 /// The rest of a handed-over `run --rm`, after the caller has gone: what
 /// `Runtime::remove_detached` and its background delete would have done,
 /// at the lowest CPU and I/O priority.
-fn finish_removal(dir: &ContainerDir, record: &ContainerRecord) {
+fn finish_removal(dir: &ContainerDir) {
     let Some((trashed, data_dir)) = crate::runtime::trashed(dir.path()) else {
         return;
     };
-    if !trashed.exists() {
-        return; // not handed over (the rename failed): the caller removes it
-    }
     // At normal priority: the unmount takes the kernel's global mount lock,
-    // which the next container's mounts need, and a bridge detach takes
-    // RTNL; an idle-class process preempted while holding either would
-    // stall everybody behind it.
+    // which the next container's mounts need; an idle-class process
+    // preempted while holding it would stall everybody behind it.
     let _ = crate::rootfs::unmount(&trashed);
-    if record.spec.network != crate::spec::NetworkMode::None {
-        let _ = crate::network::detach(&data_dir, &record.id);
-    }
     crate::helper::lowest_priority();
     crate::spare::top_up(&data_dir, &trashed);
     crate::helper::delete_tree(&trashed);
