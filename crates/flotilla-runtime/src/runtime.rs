@@ -415,8 +415,10 @@ impl Runtime {
             .read_monitor()?
             .and_then(|m| open_pidfd(m.init_pid, m.init_start))
             .map(crate::sigproxy::SignalProxy::install);
+        // Through the BufReader: what it already buffered past "ok" (the
+        // exit line of a container that ended at once) is part of the rest.
         let mut rest = String::new();
-        let _ = std::io::Read::read_to_string(status.get_mut(), &mut rest);
+        let _ = std::io::Read::read_to_string(status, &mut rest);
         Ok(rest)
     }
 
@@ -439,11 +441,17 @@ impl Runtime {
             self.remove_detached(&record.id)?;
             return result;
         }
-        let mut status = self.spawn_monitor_with(&record, true, true)?;
-        if let Err(e) = read_ready(&mut status, &record) {
-            self.remove_detached(&record.id)?;
-            return Err(e);
-        }
+        let started = self
+            .spawn_monitor_with(&record, true, true)
+            .and_then(|mut status| read_ready(&mut status, &record).map(|()| status));
+        let mut status = match started {
+            Ok(status) => status,
+            Err(e) => {
+                // Not started, so not handed over: remove it here.
+                self.remove_detached(&record.id)?;
+                return Err(e);
+            }
+        };
         let rest = self.forward_signals_until_eof(&record, &mut status)?;
         let handed_back = rest
             .lines()

@@ -121,6 +121,37 @@ fn foreground_run_streams_output_and_exits_with_the_code() {
     assert!(left.is_empty(), "image rm left {left:?}");
 }
 
+/// A container that exits at once can have its exit reported down the
+/// status pipe before the CLI has read the "ok" that precedes it (one read
+/// takes both): each run must still exit with the container's code and
+/// leave nothing behind.
+#[test]
+fn run_rm_of_instant_containers_always_reports_their_exit() {
+    let env = Env::new();
+    for i in 0..20 {
+        let code = i % 3;
+        let out = env.run(&[
+            "container",
+            "run",
+            "--rm",
+            IMAGE,
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("exit {code}"),
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "run {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ps: serde_json::Value =
+        serde_json::from_str(&env.ok(&["container", "ps", "-a", "--output", "json"])).unwrap();
+    assert_eq!(ps.as_array().unwrap().len(), 0, "--rm left {ps}");
+}
+
 #[test]
 fn run_rm_prepares_spare_dirs_and_the_next_container_starts_clean_in_one() {
     let env = Env::new();
