@@ -179,9 +179,9 @@ fn close_from(first: i32) {
 /// files are gone. Like `rm --one-file-system`, it refuses to descend into a
 /// root filesystem that is still a mount point.
 ///
-/// First it tops up the spare container directories ([`crate::spare`]) of
-/// `data_dir` (the next `create` may already be waiting for one), then runs
-/// `before_delete` (the caller's leftover cleanup), then deletes.
+/// It runs `before_delete` (the caller's leftover cleanup) first, then, in
+/// the idle classes, tops up the spare container directories
+/// ([`crate::spare`]) of `data_dir` and deletes.
 pub(crate) fn delete_in_background(
     dir: &std::path::Path,
     data_dir: &std::path::Path,
@@ -205,9 +205,11 @@ pub(crate) fn delete_in_background(
             }
             std::mem::forget(devnull);
             close_from(3);
+            // The caller's leftover cleanup removes cgroups (cgroup_mutex):
+            // at normal priority, like every step that takes a shared lock.
+            before_delete();
             lowest_priority();
             crate::spare::top_up(data_dir, dir);
-            before_delete();
             delete_tree(dir);
             // SAFETY: ends the child without unwinding into the caller.
             unsafe { libc::_exit(0) }
