@@ -42,6 +42,11 @@ pub const EPHEMERAL_ROOT: &str = "/run/flotilla/state";
 /// bytes); `<root>/<64 hex>/notify.sock` is 102.
 pub const LIBCONTAINER_ROOT: &str = "/run/flotilla/state/youki";
 
+/// Compiled seccomp programs, one per profile (libcontainer's
+/// `seccomp::precompiled`, a Flotilla patch): on the tmpfs because a program
+/// depends on the running kernel, which a reboot may change.
+pub const SECCOMP_CACHE: &str = "/run/flotilla/state/seccomp";
+
 /// Where each container's start bundle lives: `<root>/<id>/`.
 const BUNDLES: &str = "/run/flotilla/state/bundles";
 

@@ -23,7 +23,6 @@ pub mod exec;
 pub mod helper;
 pub mod image;
 pub mod logs;
-pub mod loopback;
 pub mod monitor;
 pub mod network;
 pub mod oci;

@@ -450,25 +450,19 @@ fn start_native(record: &ContainerRecord, stdin: File, out: OwnedFd, err: OwnedF
         .as_init(&bundle)
         .with_systemd(false)
         .with_detach(true)
+        // Create and start in one step: init execs the workload as soon as
+        // it is ready (a fresh network namespace got its `lo` up from init
+        // itself), instead of waiting for a start message from here.
+        .with_immediate_start(true)
+        // The seccomp profile is compiled once per boot, not in every init.
+        .with_seccomp_cache(crate::ephemeral::SECCOMP_CACHE)
         .build()
         .map_err(|e| anyhow::anyhow!("creating the container: {e}"))?;
-    // Created: init waits in its namespaces for start. A private `none`
-    // namespace gets its loopback up now, before the workload runs.
-    if record.spec.network == crate::spec::NetworkMode::None {
-        let raised = container
-            .pid()
-            .context("libcontainer did not report the init pid")
-            .and_then(|pid| crate::loopback::up_in_netns_of(pid.as_raw()));
-        if let Err(e) = raised {
-            let _ = container.delete(true);
-            return Err(e.context("network none"));
-        }
-    }
-    if let Err(e) = container.start() {
+    if let Err(e) = container.record_immediate_start() {
         let _ = container.delete(true);
         return Err(anyhow::anyhow!("starting the container: {e}"));
     }
-    // Init was just woken to exec the workload; what is left here (records,
+    // Init is on its way to exec the workload; what is left here (records,
     // the caller's "ok") can wait. When both share a CPU the scheduler let
     // init wait for this bookkeeping (~0.5 ms traced), so give way once.
     // SAFETY: sched_yield(2) has no preconditions.

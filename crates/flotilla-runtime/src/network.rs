@@ -51,8 +51,8 @@ pub fn attach(
 }
 
 /// `none`: a private namespace libcontainer creates with the container
-/// (the monitor raises `lo`, see [`crate::loopback`]); only the /etc files
-/// come from the net crate.
+/// (its init raises `lo`: `vendor/libcontainer/src/loopback.rs`); only the
+/// /etc files come from the net crate.
 pub fn none(hostname: &str, etc_dir: &Path) -> Result<Attached> {
     let att = flotilla_net::Attachment {
         // Some(..) asks for a generated hosts file rather than the host's.

@@ -88,12 +88,30 @@ pub fn resolve_stop_signal(spec: &ContainerSpec, image: &ImageFacts) -> Result<i
     }
 }
 
-/// uid, gid and supplementary groups of a user spec.
+/// uid, gid, supplementary groups and home directory of a user spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedUser {
     pub uid: u32,
     pub gid: u32,
     pub additional_gids: Vec<u32>,
+    /// The user's home directory from /etc/passwd, if it has an entry.
+    pub home: Option<String>,
+}
+
+/// The container's environment with `HOME` set, as runc does: the user's
+/// home from the image's /etc/passwd, or `/` when it has no entry. An
+/// explicit non-empty `HOME` wins. Resolved here, from the image, so the
+/// container's init does not look it up through the C library's NSS.
+pub fn env_with_home(env: &[String], user: &ResolvedUser) -> Vec<String> {
+    let mut env: Vec<String> = env
+        .iter()
+        .filter(|e| e.as_str() != "HOME=")
+        .cloned()
+        .collect();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home.as_deref().unwrap_or("/")));
+    }
+    env
 }
 
 /// Resolves `name|uid[:group|gid]` against the contents of the image's
@@ -135,11 +153,16 @@ pub fn resolve_user(user: Option<&str>, passwd: &str, group: &str) -> Result<Res
         },
     };
     // Supplementary groups: every group that lists the user by name.
-    let user_name = passwd
+    let entry = passwd
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 3 && f[2] == uid.to_string())
-        .map(|f| f[0].to_string());
+        .find(|f| f.len() >= 3 && f[2] == uid.to_string());
+    let user_name = entry.as_ref().map(|f| f[0].to_string());
+    let home = entry
+        .as_ref()
+        .and_then(|f| f.get(5))
+        .filter(|h| !h.is_empty())
+        .map(|h| h.to_string());
     let mut additional_gids = Vec::new();
     if let Some(name) = user_name {
         for f in group.lines().map(|l| l.split(':').collect::<Vec<_>>()) {
@@ -156,6 +179,7 @@ pub fn resolve_user(user: Option<&str>, passwd: &str, group: &str) -> Result<Res
         uid,
         gid,
         additional_gids,
+        home,
     })
 }
 
@@ -205,7 +229,8 @@ mod tests {
             ResolvedUser {
                 uid: 0,
                 gid: 0,
-                additional_gids: vec![]
+                additional_gids: vec![],
+                home: Some("/root".into()),
             }
         );
         assert_eq!(
@@ -213,7 +238,8 @@ mod tests {
             ResolvedUser {
                 uid: 100,
                 gid: 101,
-                additional_gids: vec![200]
+                additional_gids: vec![200],
+                home: Some("/".into()),
             }
         );
         assert_eq!(resolve_user(Some("1000:5"), passwd, group).unwrap().gid, 5);
@@ -222,5 +248,23 @@ mod tests {
             .to_string()
             .contains("passwd"));
         assert!(resolve_user(Some("web:nogroup"), passwd, group).is_err());
+        assert_eq!(
+            resolve_user(Some("1000"), passwd, group).unwrap().home,
+            None
+        );
+    }
+
+    #[test]
+    fn home_comes_from_passwd_then_slash_and_an_explicit_one_wins() {
+        let passwd = "root:x:0:0::/root:/bin/sh\n";
+        let root = resolve_user(None, passwd, "").unwrap();
+        let nobody = resolve_user(Some("1000"), passwd, "").unwrap();
+        let base = vec!["PATH=/bin".to_string()];
+        assert_eq!(env_with_home(&base, &root), ["PATH=/bin", "HOME=/root"]);
+        assert_eq!(env_with_home(&base, &nobody), ["PATH=/bin", "HOME=/"]);
+        let set = vec!["HOME=/data".to_string()];
+        assert_eq!(env_with_home(&set, &root), ["HOME=/data"]);
+        let empty = vec!["HOME=".to_string()];
+        assert_eq!(env_with_home(&empty, &root), ["HOME=/root"]);
     }
 }

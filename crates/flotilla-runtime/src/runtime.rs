@@ -364,7 +364,7 @@ impl Runtime {
             rootfs,
             read_only_rootfs: spec.read_only,
             args: record.args.clone(),
-            env: record.env.clone(),
+            env: resolve::env_with_home(&record.env, &user),
             cwd: workdir,
             uid: user.uid,
             gid: user.gid,

@@ -324,6 +324,43 @@ fn process_driver_runs_on_the_host_with_env_workdir_and_exit_code() {
 }
 
 #[test]
+fn seccomp_blocks_the_same_from_the_cached_program_and_home_comes_from_passwd() {
+    use flotilla_runtime::ephemeral::SECCOMP_CACHE;
+    let f = Fixture::new();
+    // Creating a user namespace needs no capability: only the profile
+    // refuses it (EPERM). The first start may compile and cache the
+    // program, the second loads it from the cache: both must refuse it and
+    // still allow the rest (fork, exec, echo).
+    let script = "unshare -U true 2>/dev/null; echo unshare=$?; echo HOME=$HOME";
+    for (user, home) in [
+        (None, "/root"),
+        (Some("65534"), "/nonexistent"),
+        (Some("4242"), "/"),
+    ] {
+        let mut spec = f.spec(&["/bin/sh", "-c", script]);
+        spec.user = user.map(str::to_string);
+        let id = f.rt.run(&spec).unwrap();
+        assert_eq!(f.rt.wait(&id).unwrap().exit_code, 0);
+        assert_eq!(
+            f.stdout(&id),
+            format!("unshare=1\nHOME={home}\n"),
+            "user {user:?}"
+        );
+    }
+    let cached = std::fs::read_dir(SECCOMP_CACHE)
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().ends_with(".bpf"));
+    assert!(cached, "no compiled program in {SECCOMP_CACHE}");
+    // An explicit HOME wins over the passwd entry.
+    let mut spec = f.spec(&["/bin/sh", "-c", "echo $HOME"]);
+    spec.env = vec!["HOME=/data".into()];
+    let id = f.rt.run(&spec).unwrap();
+    f.rt.wait(&id).unwrap();
+    assert_eq!(f.stdout(&id), "/data\n");
+}
+
+#[test]
 fn network_none_has_loopback_up_and_generated_etc_files() {
     let f = Fixture::new();
     let mut spec = f.spec(&[

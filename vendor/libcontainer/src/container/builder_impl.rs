@@ -66,6 +66,11 @@ pub(super) struct ContainerBuilderImpl {
     // TODO: youki does not support selinux yet
     #[allow(dead_code)]
     pub process_label: Option<String>,
+    /// Flotilla patch: see `ContainerArgs::immediate_start`.
+    pub immediate_start: bool,
+    /// Flotilla patch: see `ContainerArgs::seccomp_bpf`.
+    #[cfg(feature = "libseccomp")]
+    pub seccomp_bpf: Option<crate::seccomp::precompiled::SeccompBpf>,
 }
 
 impl ContainerBuilderImpl {
@@ -190,6 +195,9 @@ impl ContainerBuilderImpl {
             stderr: self.stderr.as_ref().map(|x| x.as_raw_fd()),
             as_sibling: self.as_sibling,
             pid_file: self.pid_file.to_owned(),
+            immediate_start: self.immediate_start,
+            #[cfg(feature = "libseccomp")]
+            seccomp_bpf: self.seccomp_bpf.clone(),
         };
 
         let init_pid = process::container_main_process::container_main_process(&container_args)

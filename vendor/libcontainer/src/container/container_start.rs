@@ -70,3 +70,41 @@ impl Container {
         Ok(())
     }
 }
+
+impl Container {
+    /// Flotilla patch: records the start of a container built with
+    /// `InitContainerBuilder::with_immediate_start(true)`, whose init did not
+    /// wait for [`Container::start`] and is already running the workload.
+    /// Saves the `running` status and runs the poststart hooks, as `start`
+    /// does after its notify-socket message.
+    pub fn record_immediate_start(&mut self) -> Result<(), LibcontainerError> {
+        let config = YoukiConfig::load(&self.root).map_err(|err| {
+            tracing::error!(
+                "failed to load runtime spec for container {}: {}",
+                self.id(),
+                err
+            );
+            err
+        })?;
+        self.set_status(ContainerStatus::Running)
+            .save()
+            .map_err(|err| {
+                tracing::error!(id = ?self.id(), ?err, "failed to save state for container");
+                err
+            })?;
+        if let Some(hooks) = config.hooks.as_ref() {
+            hooks::run_hooks(
+                hooks.poststart().as_ref(),
+                Some(&self.state),
+                Some(&self.root),
+                None,
+                None,
+            )
+            .map_err(|err| {
+                tracing::error!("failed to run post start hooks: {}", err);
+                err
+            })?;
+        }
+        Ok(())
+    }
+}

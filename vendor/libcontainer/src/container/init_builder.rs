@@ -25,6 +25,8 @@ pub struct InitContainerBuilder {
     detached: bool,
     no_pivot: bool,
     as_sibling: bool,
+    immediate_start: bool,
+    seccomp_cache: Option<PathBuf>,
 }
 
 impl InitContainerBuilder {
@@ -38,6 +40,8 @@ impl InitContainerBuilder {
             detached: true,
             no_pivot: false,
             as_sibling: false,
+            immediate_start: false,
+            seccomp_cache: None,
         }
     }
 
@@ -56,6 +60,23 @@ impl InitContainerBuilder {
 
     pub fn with_detach(mut self, detached: bool) -> Self {
         self.detached = detached;
+        self
+    }
+
+    /// Flotilla patch: create and start in one step. Init execs the workload
+    /// as soon as it is ready instead of waiting for [`Container::start`];
+    /// the caller records the start with [`Container::record_immediate_start`].
+    pub fn with_immediate_start(mut self, immediate: bool) -> Self {
+        self.immediate_start = immediate;
+        self
+    }
+
+    /// Flotilla patch: compile the spec's seccomp profile here, before the
+    /// container's processes are forked, through a cache of compiled
+    /// programs in `dir` (see `seccomp::precompiled`), so init only installs
+    /// it. Put `dir` on a tmpfs: entries depend on the running kernel.
+    pub fn with_seccomp_cache<P: Into<PathBuf>>(mut self, dir: P) -> Self {
+        self.seccomp_cache = Some(dir.into());
         self
     }
 
@@ -105,6 +126,9 @@ impl InitContainerBuilder {
 
         let user_ns_config = UserNamespaceConfig::new(&spec)?;
 
+        #[cfg(feature = "libseccomp")]
+        let seccomp_bpf = self.precompiled_seccomp(&spec);
+
         let config = YoukiConfig::from_spec(&spec, container.id())?;
         config.save(&container_dir).map_err(|err| {
             tracing::error!(?container_dir, "failed to save config: {}", err);
@@ -133,6 +157,9 @@ impl InitContainerBuilder {
             as_sibling: self.as_sibling,
             sub_cgroup_path: None,
             process_label: None,
+            immediate_start: self.immediate_start,
+            #[cfg(feature = "libseccomp")]
+            seccomp_bpf,
         };
 
         builder_impl.create()?;
@@ -140,6 +167,25 @@ impl InitContainerBuilder {
         container.refresh_state()?;
 
         Ok(container)
+    }
+
+    /// The spec's seccomp program through the cache, when one was given and
+    /// the profile can be precompiled. A failure is only logged: init then
+    /// compiles the profile itself and reports what is wrong with it.
+    #[cfg(feature = "libseccomp")]
+    fn precompiled_seccomp(
+        &self,
+        spec: &Spec,
+    ) -> Option<crate::seccomp::precompiled::SeccompBpf> {
+        let dir = self.seccomp_cache.as_ref()?;
+        let seccomp = spec.linux().as_ref()?.seccomp().as_ref()?;
+        match crate::seccomp::precompiled::cached_or_compiled(seccomp, dir) {
+            Ok(bpf) => bpf,
+            Err(err) => {
+                tracing::warn!(?err, "could not precompile the seccomp profile");
+                None
+            }
+        }
     }
 
     fn create_container_dir(&self) -> Result<PathBuf, LibcontainerError> {

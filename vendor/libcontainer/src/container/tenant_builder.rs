@@ -287,6 +287,9 @@ impl TenantContainerBuilder {
             as_sibling: self.as_sibling,
             sub_cgroup_path: self.sub_cgroup,
             process_label: self.process_label,
+            immediate_start: false,
+            #[cfg(feature = "libseccomp")]
+            seccomp_bpf: None,
         };
 
         let pid = builder_impl.create()?;

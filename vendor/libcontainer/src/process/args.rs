@@ -55,4 +55,12 @@ pub struct ContainerArgs {
     /// File path used to communicate the PID of the
     /// container process to the higher-level runtime.
     pub pid_file: Option<PathBuf>,
+    /// Flotilla patch: init execs the workload right after reporting ready,
+    /// without waiting for `start` on the notify socket (create + start in
+    /// one step, as `runc run`/`crun run` do).
+    pub immediate_start: bool,
+    /// Flotilla patch: the container's seccomp profile, already compiled
+    /// (see `seccomp::precompiled`); init installs it instead of compiling.
+    #[cfg(feature = "libseccomp")]
+    pub seccomp_bpf: Option<crate::seccomp::precompiled::SeccompBpf>,
 }

@@ -10,6 +10,8 @@ use crate::{apparmor, hooks, notify_socket, rootfs, tty, workload};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitProcessError {
+    #[error("failed to bring up the loopback interface")]
+    Loopback(#[source] std::io::Error),
     #[error("failed to set sysctl")]
     Sysctl(#[source] std::io::Error),
     #[error("failed to mount path as readonly")]

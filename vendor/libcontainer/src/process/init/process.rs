@@ -336,6 +336,23 @@ pub fn container_init_process(
         InitProcessError::SyscallOther(err)
     })?;
 
+    // Flotilla patch: a network namespace created for this container gets its
+    // loopback up, as runc and crun do (an empty namespace has `lo` down).
+    // Here, before capabilities are dropped, because it needs CAP_NET_ADMIN.
+    if matches!(args.container_type, ContainerType::InitContainer)
+        && ctx
+            .ns
+            .get(LinuxNamespaceType::Network)
+            .ok()
+            .flatten()
+            .is_some_and(|ns| ns.path().is_none())
+    {
+        crate::loopback::set_lo_up().map_err(|err| {
+            tracing::error!(?err, "failed to bring up the loopback interface");
+            InitProcessError::Loopback(err)
+        })?;
+    }
+
     // Setup some operations in the network namespace.
     // This is done here before dropping capabilities because we need to be able to add IP addresses to the device
     // and set up the device.
@@ -354,7 +371,7 @@ pub fn container_init_process(
     #[cfg(feature = "libseccomp")]
     if let Some(seccomp) = ctx.linux.seccomp() {
         if ctx.process.no_new_privileges().is_none() {
-            let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
+            let notify_fd = install_seccomp(args, seccomp).map_err(|err| {
                 tracing::error!(?err, "failed to initialize seccomp");
                 err
             })?;
@@ -401,7 +418,7 @@ pub fn container_init_process(
     #[cfg(feature = "libseccomp")]
     if let Some(seccomp) = ctx.linux.seccomp() {
         if ctx.process.no_new_privileges().is_some() {
-            let notify_fd = seccomp::initialize_seccomp(seccomp).map_err(|err| {
+            let notify_fd = install_seccomp(args, seccomp).map_err(|err| {
                 tracing::error!(?err, "failed to initialize seccomp");
                 err
             })?;
@@ -445,12 +462,16 @@ pub fn container_init_process(
     })?;
 
     // listing on the notify socket for container start command
-    ctx.notify_listener
-        .wait_for_container_start()
-        .map_err(|err| {
-            tracing::error!(?err, "failed to wait for container start");
-            err
-        })?;
+    // (Flotilla patch: not when the caller asked for create + start in one
+    // step; it records the start itself, see `Container::record_immediate_start`)
+    if !args.immediate_start {
+        ctx.notify_listener
+            .wait_for_container_start()
+            .map_err(|err| {
+                tracing::error!(?err, "failed to wait for container start");
+                err
+            })?;
+    }
     ctx.notify_listener.close().map_err(|err| {
         tracing::error!(?err, "failed to close notify socket");
         err
@@ -1038,6 +1059,20 @@ fn verify_cwd() -> Result<()> {
     }
 
     Ok(())
+}
+
+/// Flotilla patch: installs the precompiled program when the caller gave one
+/// (`ContainerArgs::seccomp_bpf`, never for a profile with notify actions),
+/// else compiles the profile here as before.
+#[cfg(feature = "libseccomp")]
+fn install_seccomp(
+    args: &ContainerArgs,
+    seccomp: &oci_spec::runtime::LinuxSeccomp,
+) -> std::result::Result<Option<std::os::unix::io::RawFd>, seccomp::SeccompError> {
+    match &args.seccomp_bpf {
+        Some(bpf) => bpf.load().map(|()| None),
+        None => seccomp::initialize_seccomp(seccomp),
+    }
 }
 
 /// Set the HOME environment variable if it is not already set or is empty.
