@@ -32,6 +32,9 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Build a subcommand's arguments only when it is the one invoked: building
+// the whole tree cost ~0.3 ms of every CLI start (container run included).
+#[command(defer = true)]
 enum Command {
     /// Parse, validate and print the normalised model of a stack file.
     Config(cmd::config::ConfigArgs),

@@ -12,6 +12,7 @@ use flotilla_runtime::{
 use std::io::Write as _;
 
 #[derive(clap::Subcommand)]
+#[command(defer = true)]
 pub enum ContainerCmd {
     /// Create and start a container; without -d, stream its output and exit with its code.
     Run(Box<RunArgs>),

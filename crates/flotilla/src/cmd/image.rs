@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
+#[command(defer = true)]
 pub enum ImageCmd {
     /// Import a `docker save` archive, an OCI layout (directory or tar), or a
     /// root filesystem (tar, .tar.gz, .tar.zst or directory).

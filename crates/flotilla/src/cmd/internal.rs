@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
+#[command(defer = true)]
 pub enum InternalCmd {
     /// Supervise one container: start it, log its output, record its exit.
     Monitor {

@@ -21,6 +21,7 @@ pub const PID_FILE: &str = "server.pid";
 pub const LOG_FILE: &str = "server.log";
 
 #[derive(clap::Subcommand)]
+#[command(defer = true)]
 pub enum ServerCmd {
     /// Run the control plane (HTTP API and controllers) until interrupted.
     Server(ServerArgs),

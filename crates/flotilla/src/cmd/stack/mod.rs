@@ -18,6 +18,7 @@ use flotilla_compose::{load, LoadOptions};
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
+#[command(defer = true)]
 pub enum StackCmd {
     /// Deploy a stack file and keep it running (embedded server + agent when
     /// no server answers). Ctrl-C stops the stack; -d leaves it running.
