@@ -158,7 +158,7 @@ impl Drop for OpenConnection {
     }
 }
 
-/// Accepts on worker `here`'s duplicate of the listening socket and serves
+/// Accepts on worker `here`'s socket of the listener's group and serves
 /// each connection on the worker `WorkerSet::place` chooses.
 ///
 /// Accepted sockets are registered with tokio only on the worker that
