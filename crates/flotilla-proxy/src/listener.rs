@@ -47,7 +47,7 @@ pub(crate) fn start(
 ) -> std::io::Result<Running> {
     let (addr, tasks) = match cfg.protocol {
         Protocol::Tcp | Protocol::Http => {
-            let sockets = bind_tcp_group(cfg.bind, workers)?;
+            let sockets = bind_tcp_group(cfg.bind, workers, cfg.protocol == Protocol::Http)?;
             let addr = sockets[0].local_addr()?;
             let mut tasks = Vec::with_capacity(workers.len());
             for (i, l) in sockets.into_iter().enumerate() {
@@ -104,6 +104,7 @@ pub(crate) fn start(
 fn bind_tcp_group(
     addr: SocketAddr,
     workers: &Workers,
+    client_speaks_first: bool,
 ) -> std::io::Result<Vec<std::net::TcpListener>> {
     if addr.port() != 0 {
         probe_free(addr)?;
@@ -111,12 +112,12 @@ fn bind_tcp_group(
     // tokio registers a socket as it starts listening: do that on a
     // worker, then take it back out as a plain socket.
     let _rt = workers.enter(0);
-    let first = bind_tcp(addr, true)?.into_std()?;
+    let first = bind_tcp(addr, true, client_speaks_first)?.into_std()?;
     // With port 0 the first bind picked the port; the rest join it.
     let addr = first.local_addr()?;
     let mut sockets = vec![first];
     for _ in 1..workers.len() {
-        sockets.push(bind_tcp(addr, true)?.into_std()?);
+        sockets.push(bind_tcp(addr, true, client_speaks_first)?.into_std()?);
     }
     Ok(sockets)
 }
@@ -133,7 +134,18 @@ fn probe_free(addr: SocketAddr) -> std::io::Result<()> {
     s.bind(addr)
 }
 
-fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
+/// `defer_accept` (HTTP listeners, where the client always speaks first):
+/// the kernel queues a connection for `accept` only once its first data
+/// arrived (`TCP_DEFER_ACCEPT`, nginx's `deferred`, HAProxy's
+/// `defer-accept`), so the first read of an accepted connection finds the
+/// request instead of failing with EAGAIN and registering the socket to
+/// wait for it. Not for L4 listeners: a protocol where the server speaks
+/// first would wait out the deferral.
+fn bind_tcp(
+    addr: SocketAddr,
+    reuse_port: bool,
+    defer_accept: bool,
+) -> std::io::Result<TcpListener> {
     let s = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -146,7 +158,33 @@ fn bind_tcp(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> 
     // `setsockopt` per listener instead of one per connection.
     s.set_nodelay(true)?;
     s.bind(addr)?;
+    if defer_accept {
+        set_defer_accept(&s)?;
+    }
     s.listen(1024)
+}
+
+/// `TCP_DEFER_ACCEPT` with a one-second deferral (the kernel rounds it to
+/// its SYN-ACK retransmission steps); after it a connection that sent
+/// nothing is accepted anyway. nix 0.29 has no wrapper for this option.
+fn set_defer_accept(s: &TcpSocket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let secs: nix::libc::c_int = 1;
+    // SAFETY: setsockopt on a socket we own, with a c_int option value
+    // that lives across the call.
+    let rc = unsafe {
+        nix::libc::setsockopt(
+            s.as_raw_fd(),
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_DEFER_ACCEPT,
+            (&secs as *const nix::libc::c_int).cast(),
+            std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Decrements a gauge when dropped: open client connections.
@@ -247,16 +285,53 @@ mod tests {
 
     #[tokio::test]
     async fn accepted_sockets_inherit_nodelay_from_the_listener() {
-        let l = bind_tcp("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let l = bind_tcp("127.0.0.1:0".parse().unwrap(), false, false).unwrap();
         let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().await.unwrap();
         assert!(s.nodelay().unwrap());
     }
 
+    fn defer_accept_secs(l: &TcpListener) -> nix::libc::c_int {
+        use std::os::fd::AsRawFd;
+        let mut v: nix::libc::c_int = -1;
+        let mut len = std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t;
+        // SAFETY: getsockopt into a c_int we own, with its size.
+        let rc = unsafe {
+            nix::libc::getsockopt(
+                l.as_raw_fd(),
+                nix::libc::IPPROTO_TCP,
+                nix::libc::TCP_DEFER_ACCEPT,
+                (&mut v as *mut nix::libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        v
+    }
+
+    #[tokio::test]
+    async fn http_listeners_defer_accept_until_the_request_arrives_and_l4_ones_do_not() {
+        let http = bind_tcp("127.0.0.1:0".parse().unwrap(), false, true).unwrap();
+        assert!(defer_accept_secs(&http) > 0);
+        let l4 = bind_tcp("127.0.0.1:0".parse().unwrap(), false, false).unwrap();
+        assert_eq!(defer_accept_secs(&l4), 0);
+        // A client that speaks first is accepted with its request waiting.
+        use std::io::Write;
+        let mut client = std::net::TcpStream::connect(http.local_addr().unwrap()).unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let (s, _) = tokio::time::timeout(Duration::from_secs(5), http.accept())
+            .await
+            .expect("accepted once the request arrived")
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.try_read(&mut buf).expect("the request is already there");
+        assert!(buf[..n].starts_with(b"GET / HTTP/1.1"));
+    }
+
     #[tokio::test]
     async fn a_port_another_reuseport_socket_listens_on_is_refused() {
         // Someone else's SO_REUSEPORT listener: our group must not join it.
-        let theirs = bind_tcp("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let theirs = bind_tcp("127.0.0.1:0".parse().unwrap(), true, false).unwrap();
         let addr = theirs.local_addr().unwrap();
         let e = probe_free(addr).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
