@@ -56,12 +56,35 @@ pub fn discard_warmup(samples: &[f64], warmup: usize) -> &[f64] {
 }
 
 /// The order in which to run `contenders` in each of `rounds` rounds: every
-/// round runs each contender once, and the starting contender rotates so no
-/// one always runs first (right after the previous round's slowest).
+/// round runs each contender once, and from round to round both the first
+/// contender and the step between neighbours change. Round `r` starts at
+/// contender `r` and walks the ring in steps of the `r`-th number coprime to
+/// the count, taken from the largest down and cycling, so no one always
+/// runs first (right after the previous round's heaviest) or last, and no
+/// one always runs right after the same other contender, whose aftermath
+/// (TIME_WAIT sockets, dirty caches, a busy backend) it would otherwise
+/// inherit in every round. For a prime count, no contender follows the same
+/// other twice in `count - 1` rounds; for two, rounds alternate `[0, 1]`,
+/// `[1, 0]`.
 pub fn interleaved_schedule(contenders: usize, rounds: usize) -> Vec<Vec<usize>> {
+    let n = contenders;
+    // Largest first: with ascending steps and rising starts, the last
+    // contender (`r - step`) would be the same in every round.
+    let steps: Vec<usize> = (1..n.max(2)).rev().filter(|&s| gcd(s, n) == 1).collect();
     (0..rounds)
-        .map(|r| (0..contenders).map(|i| (r + i) % contenders).collect())
+        .map(|r| {
+            let step = steps[r % steps.len()];
+            (0..n).map(|i| (r + i * step) % n).collect()
+        })
         .collect()
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// `flotilla / anchor`, or `None` when either is missing or the anchor is zero.
@@ -105,16 +128,42 @@ mod tests {
     }
 
     #[test]
-    fn schedule_rotates_and_covers_everyone() {
-        let s = interleaved_schedule(3, 4);
-        assert_eq!(s[0], vec![0, 1, 2]);
-        assert_eq!(s[1], vec![1, 2, 0]);
-        assert_eq!(s[3], vec![0, 1, 2]);
-        for round in &s {
-            let mut r = round.clone();
-            r.sort();
-            assert_eq!(r, vec![0, 1, 2]);
+    fn every_round_runs_everyone_once() {
+        for n in 0..8 {
+            for round in interleaved_schedule(n, 7) {
+                let mut r = round.clone();
+                r.sort();
+                assert_eq!(r, (0..n).collect::<Vec<_>>(), "{n} contenders: {round:?}");
+            }
         }
+    }
+
+    #[test]
+    fn two_contenders_alternate() {
+        let s = interleaved_schedule(2, 4);
+        assert_eq!(s, vec![vec![0, 1], vec![1, 0], vec![0, 1], vec![1, 0]]);
+    }
+
+    #[test]
+    fn five_contenders_never_follow_the_same_one_twice_in_four_rounds() {
+        let s = interleaved_schedule(5, 4);
+        let mut follows = std::collections::HashSet::new();
+        for round in &s {
+            for pair in round.windows(2) {
+                assert!(
+                    follows.insert((pair[0], pair[1])),
+                    "{pair:?} twice in {s:?}"
+                );
+            }
+        }
+        let distinct = |pos: fn(&Vec<usize>) -> usize| {
+            s.iter()
+                .map(pos)
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+        };
+        assert_eq!(distinct(|r| r[0]), 4, "first in every round: {s:?}");
+        assert_eq!(distinct(|r| r[4]), 4, "last in every round: {s:?}");
     }
 
     #[test]
