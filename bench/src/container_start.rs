@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx) -> Result<BenchResult> {
     let run_tag = format!("fb{}", std::process::id());
 
     res.method = vec![
-        format!("Each tool runs `/bin/busybox true` in a new container {runs} times after {warmup} discarded warm-up runs, interleaved round by round (the first tool rotates each round); the time is the whole client process, spawn to reaped exit."),
+        format!("Each tool runs `/bin/busybox true` in a new container {runs} times after {warmup} discarded warm-up runs, interleaved round by round, in a different order each round (`stats::interleaved_schedule`); the time is the whole client process, spawn to reaped exit."),
         "Same root filesystem everywhere: Debian's static busybox, imported as a rootfs tar into Flotilla (`flotilla image import`) and Docker (`docker import`), and used as the read-only bundle rootfs for crun and runc.".into(),
         "Every contender gets its own, empty network namespace (loopback only): `runc spec`'s default namespaces for crun and runc, `--network none` for Docker, Flotilla's default (no network attachment). No bridge/veth setup is timed anywhere.".into(),
         "crun and runc share one `config.json` (from `runc spec`, with `process.args`, `root.path`, `terminal: false` set). Flotilla and Docker mount an overlay over the image; crun/runc bind the rootfs directly.".into(),
